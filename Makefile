@@ -20,21 +20,25 @@ cfg_tsan    = -DCMAKE_BUILD_TYPE=RelWithDebInfo -DUDX_DEBUG=ON -DUDX_SANITIZE=th
 cfg_asan    = -DCMAKE_BUILD_TYPE=RelWithDebInfo -DUDX_DEBUG=ON -DUDX_SANITIZE=address
 cfg_release = -DCMAKE_BUILD_TYPE=Release
 
-.PHONY: all deps run test bench clean $(addprefix build-,$(FLAVOURS) release) \
-	$(addprefix test-,$(FLAVOURS))
+.PHONY: all deps run test bench clean
 
 all: build-normal
 
 deps:
 	@./scripts/deps.sh
 
-build-%: deps
-	@$(CMAKE) -S . -B $(BUILD)/$* $(cfg_$*) >/dev/null
-	@$(CMAKE) --build $(BUILD)/$* -j $(JOBS)
-
-test-%: build-%
-	@echo "== tests: $* build =="
-	@cd $(BUILD)/$* && ctest $(CTEST_ARGS)
+# build-<flavour> and test-<flavour>, for every flavour (explicit rules:
+# make does not apply pattern rules to phony targets)
+define flavour_rules
+.PHONY: build-$(1) test-$(1)
+build-$(1): deps
+	@$$(CMAKE) -S . -B $$(BUILD)/$(1) $$(cfg_$(1)) >/dev/null
+	@$$(CMAKE) --build $$(BUILD)/$(1) -j $$(JOBS)
+test-$(1): build-$(1)
+	@echo "== tests: $(1) build =="
+	@cd $$(BUILD)/$(1) && ctest $$(CTEST_ARGS)
+endef
+$(foreach f,$(FLAVOURS) release,$(eval $(call flavour_rules,$(f))))
 
 test: test-normal test-tsan test-asan
 	@echo "== all tests passed (normal, tsan, asan+ubsan) =="

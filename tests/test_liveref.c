@@ -1,6 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /* The liveness counter: every verb and transition, one at a time. */
+#include <stdbool.h>
+#include <sched.h>
 #include <sys/wait.h>
+
+/* Sections of threads that arm the hook stop inside, until released. */
+struct udx_liveref;
+static void section_hook(struct udx_liveref *ref);
+#define UDX_LR_TEST_HOOK(ref) section_hook(ref)
 
 #include "testutil.h"
 
@@ -272,6 +279,82 @@ static void test_fork_child_can_kill(void **state)
 	udx_liveref_exit(&r);
 }
 
+/* ---- forced interleavings ---------------------------------------------- */
+
+static __thread bool hook_armed;
+static int in_section;          /* the worker is parked inside a section */
+static int release_section;     /* let it go */
+static int killer_started;
+static uint64_t section_left_ns, kill_returned_ns;
+
+static void section_hook(struct udx_liveref *ref)
+{
+	(void)ref;
+	if (!hook_armed)
+		return;
+	__atomic_store_n(&in_section, 1, __ATOMIC_SEQ_CST);
+	while (!__atomic_load_n(&release_section, __ATOMIC_SEQ_CST))
+		sched_yield();
+}
+
+static void *get_in_hooked_section(void *arg)
+{
+	/* the first use registers the thread in the library's slow path, which
+	 * has no hook; after that the inline fast path (with it) is taken */
+	udx_liveref_get(arg);
+	udx_liveref_put(arg);
+	hook_armed = true;
+	udx_liveref_get(arg);           /* parks inside the section */
+	hook_armed = false;
+	__atomic_store_n(&section_left_ns, tu_now_ns(), __ATOMIC_SEQ_CST);
+	return NULL;
+}
+
+static void *kill_it(void *arg)
+{
+	__atomic_store_n(&killer_started, 1, __ATOMIC_SEQ_CST);
+	udx_liveref_kill(arg);
+	__atomic_store_n(&kill_returned_ns, tu_now_ns(), __ATOMIC_SEQ_CST);
+	return NULL;
+}
+
+/*
+ * A thread preempted inside the fast path (it has read "live", not yet
+ * written its slot) while another kills the counter: kill must wait for it,
+ * and its get must be in the exact count.  A kill that summed the slots
+ * without waiting would lose the get here, every time.
+ */
+static void test_kill_waits_for_section_in_flight(void **state)
+{
+	struct udx_liveref r;
+	struct timespec ts = { 0, 30 * 1000 * 1000 };
+	pthread_t worker, killer;
+
+	if (getenv("UDX_LIVEREF_NO_FASTPATH"))
+		skip();                         /* no sections to park in */
+	assert_int_equal(udx_liveref_init(&r, count_release), 0);
+	in_section = release_section = killer_started = 0;
+	pthread_create(&worker, NULL, get_in_hooked_section, &r);
+	while (!__atomic_load_n(&in_section, __ATOMIC_SEQ_CST))
+		sched_yield();
+	pthread_create(&killer, NULL, kill_it, &r);
+	while (!__atomic_load_n(&killer_started, __ATOMIC_SEQ_CST))
+		sched_yield();
+	nanosleep(&ts, NULL);                   /* let kill get as far as it can */
+	assert_true(__atomic_load_n(&kill_returned_ns, __ATOMIC_SEQ_CST) == 0);
+	__atomic_store_n(&release_section, 1, __ATOMIC_SEQ_CST);
+	pthread_join(worker, NULL);
+	pthread_join(killer, NULL);
+	assert_true(kill_returned_ns >= section_left_ns);
+	assert_true(udx_liveref_read(&r) == 2); /* initial + the parked get */
+	assert_false(udx_liveref_tryget_live(&r));
+	udx_liveref_put(&r);
+	udx_liveref_put(&r);
+	assert_int_equal(nreleased, 1);
+	udx_liveref_exit(&r);
+	kill_returned_ns = 0;
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -284,6 +367,7 @@ int main(void)
 		cmocka_unit_test_setup(test_more_threads_than_slots, setup),
 		cmocka_unit_test_setup(test_entry_reuse, setup),
 		cmocka_unit_test_setup(test_fork_child_can_kill, setup),
+		cmocka_unit_test_setup(test_kill_waits_for_section_in_flight, setup),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

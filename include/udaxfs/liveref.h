@@ -141,6 +141,16 @@ UDX_API bool udx_liveref_tryget_live_slow(struct udx_liveref *ref);
 UDX_API void udx_liveref_put_slow(struct udx_liveref *ref);
 
 /*
+ * A test can define UDX_LR_TEST_HOOK(ref) before including this header to
+ * run code inside the fast-path section (between reading "live" and updating
+ * the slot) in its own copies of these inline functions, and so force the
+ * interleavings the ordering argument is about.  Empty everywhere else.
+ */
+#ifndef UDX_LR_TEST_HOOK
+#define UDX_LR_TEST_HOOK(ref) do { } while (0)
+#endif
+
+/*
  * The fast path: add @delta to this thread's slot, unless the counter is
  * dead.  Returns false when the caller must take the slow path (counter
  * dead, or this thread has no registry entry yet).  See liveref.c,
@@ -159,6 +169,7 @@ static inline bool udx_lr_fast_add(struct udx_liveref *ref, uint64_t delta)
 	__atomic_signal_fence(__ATOMIC_SEQ_CST);
 	live = !(__atomic_load_n(&ref->lr_count, __ATOMIC_RELAXED) & UDX_LR_DEAD);
 	if (__builtin_expect(live, 1)) {
+		UDX_LR_TEST_HOOK(ref);
 		slot = &ref->lr_slots[t->lt_idx].ls_count;
 		__atomic_store_n(slot, __atomic_load_n(slot, __ATOMIC_RELAXED) + delta,
 				 __ATOMIC_RELAXED);
