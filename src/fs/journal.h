@@ -1,0 +1,143 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The undo journal and transactions.  See journal.c for the numbered crash
+ * invariants.
+ *
+ * A transaction changes metadata in place, in device memory.  Before the
+ * first store to a range it calls tx_log(), which saves the range's old
+ * bytes in the transaction's journal lane and makes them durable.  Commit
+ * makes every changed range durable, then writes the lane's commit word.  A
+ * crash before that rolls the ranges back at the next mount; tx_abort() does
+ * the same at once, so an operation that fails half way changes nothing.
+ *
+ * Calling context: a transaction belongs to one thread.  Ranges that two
+ * transactions change at the same time must not overlap: the callers' locks
+ * (an inode's lock held until commit) guarantee it.
+ *
+ *   tx_begin()
+ *     tx_log(range) ; store to range      any number of times
+ *     tx_alloc() / tx_free()              blocks; frees happen after commit
+ *   tx_commit()  or  tx_abort()
+ */
+#ifndef UDX_FS_JOURNAL_H
+#define UDX_FS_JOURNAL_H
+
+#include <pthread.h>
+#include <udaxfs/dev.h>
+#include <udaxfs/format.h>
+
+/*
+ * Blocks for a transaction come from an allocator behind this table: the
+ * file system's (alloc.c), or a simple one in tests.
+ *   alloc: contiguous blocks, at least @min and at most @want, near @goal;
+ *          @flags are UDX_ALLOC_* (alloc.h).  Returns 0 or -ENOSPC.
+ *   free:  give blocks back.
+ */
+struct udx_block_ops {
+	int (*alloc)(void *ctx, uint64_t want, uint64_t min, uint64_t goal,
+		     unsigned flags, uint64_t *blk, uint64_t *got);
+	void (*free)(void *ctx, uint64_t blk, uint64_t len);
+};
+
+struct jlane {
+	struct udx_jlane *jl_hdr;       /* in device memory */
+	char *jl_area;                  /* the lane, jl_size bytes */
+	uint64_t jl_size;
+	uint64_t jl_gen;                /* last committed transaction */
+	unsigned jl_idx;
+	bool jl_busy;                   /* jn_lock */
+};
+
+struct udx_journal {
+	const struct udx_dev *jn_dev;
+	char *jn_base;                  /* device memory */
+	uint64_t jn_dev_size;
+	struct jlane *jn_lanes;
+	unsigned jn_nlanes;
+	pthread_mutex_t jn_lock;
+	pthread_cond_t jn_cv;           /* a lane became free */
+	unsigned jn_hint;               /* jn_lock: where to look first */
+	const struct udx_block_ops *jn_bops;
+	void *jn_bctx;
+	uint64_t jn_commits, jn_aborts; /* jn_lock */
+};
+
+struct tx_range {
+	char *tr_addr;
+	size_t tr_len;
+};
+
+struct tx_extent {
+	uint64_t te_blk, te_len;
+};
+
+struct udx_tx {
+	struct udx_journal *tx_jn;
+	struct jlane *tx_lane;
+	uint64_t tx_gen;
+	uint32_t tx_seq;
+	uint64_t tx_pos;                /* next record offset in the lane */
+	int tx_err;                     /* sticky: the first failure */
+	struct tx_range *tx_logged;     /* old bytes saved: flush at commit */
+	size_t tx_nlogged, tx_logged_cap;
+	struct tx_range *tx_dirty;      /* new blocks written: flush at commit */
+	size_t tx_ndirty, tx_dirty_cap;
+	struct tx_extent *tx_allocs;    /* given back on abort */
+	size_t tx_nallocs, tx_allocs_cap;
+	struct tx_extent *tx_frees;     /* given back after commit */
+	size_t tx_nfrees, tx_frees_cap;
+};
+
+/* Layout helpers for mkfs. */
+void journal_format(const struct udx_dev *dev, char *base, uint64_t jstart_blk,
+		    unsigned nlanes, uint64_t lane_blocks);
+
+int journal_init(struct udx_journal *jn, const struct udx_dev *dev,
+		 uint64_t jstart_blk, unsigned nlanes, uint64_t lane_blocks,
+		 const struct udx_block_ops *bops, void *bctx);
+void journal_exit(struct udx_journal *jn);
+
+/*
+ * journal_recover() - roll back every lane's unfinished transaction.  Call
+ * before anything reads metadata.  Returns the number of ranges rolled back,
+ * or -EUCLEAN when a lane header is damaged.
+ */
+int journal_recover(struct udx_journal *jn);
+
+/** tx_begin() - take a free lane (waits for one) and start a transaction. */
+void tx_begin(struct udx_journal *jn, struct udx_tx *tx);
+
+/**
+ * tx_log() - about to change [addr, addr + len) of device memory.
+ * Saves the old bytes durably (once per range per transaction).  Returns 0,
+ * or -ENOSPC when the lane is full: then do not touch the range, and end the
+ * transaction with tx_abort() (tx_commit() would too).
+ */
+int tx_log(struct udx_tx *tx, void *addr, size_t len);
+
+/** tx_dirty() - [addr, addr+len) was written in blocks this transaction
+ * allocated (no old bytes to save); make it durable at commit. */
+int tx_dirty(struct udx_tx *tx, void *addr, size_t len);
+
+/** tx_alloc() - blocks from the allocator, given back if the transaction
+ * aborts.  Returns 0 or -ENOSPC. */
+int tx_alloc(struct udx_tx *tx, uint64_t want, uint64_t min, uint64_t goal,
+	     unsigned flags, uint64_t *blk, uint64_t *got);
+
+/** tx_free() - blocks to give back once the transaction has committed (so
+ * that nothing reuses them before the free is durable). */
+int tx_free(struct udx_tx *tx, uint64_t blk, uint64_t len);
+
+/** tx_commit() - make it durable.  Returns 0, or the sticky error after
+ * rolling everything back. */
+int tx_commit(struct udx_tx *tx);
+
+/** tx_abort() - roll back in place, release allocations and the lane. */
+void tx_abort(struct udx_tx *tx);
+
+static inline void *jn_addr(struct udx_journal *jn, uint64_t blk)
+{
+	return jn->jn_base + (blk << UDX_BLOCK_SHIFT);
+}
+
+#endif /* UDX_FS_JOURNAL_H */
