@@ -113,6 +113,20 @@ UDX_API void udx_dev_drain(const struct udx_dev *dev);
 UDX_API void udx_dev_persist(const struct udx_dev *dev, const void *addr, size_t len);
 
 /*
+ * Copies into device memory that persist as the device allows: on cache
+ * line and byte granularity devices the data is durable when the call
+ * returns (non-temporal stores and a drain; with UDX_MEM_NODRAIN the caller
+ * drains later); on page granularity (msync) devices the copy is plain and
+ * durable after udx_dev_flush() of the range; on volatile memory it is a
+ * copy.
+ */
+#define UDX_MEM_NODRAIN (1u << 0)
+UDX_API void udx_dev_memcpy(const struct udx_dev *dev, void *dst, const void *src,
+			    size_t len, unsigned flags);
+UDX_API void udx_dev_memset(const struct udx_dev *dev, void *dst, int c, size_t len,
+			    unsigned flags);
+
+/*
  * Persistence hooks: a test harness (the crash recorder) can watch every
  * flush and drain.  Each hook is called before the device's own function.
  * Install before the device is shared with other threads; NULL removes them.

@@ -42,6 +42,8 @@ struct udx_dev {
 	struct pmem2_map *dv_map;
 	pmem2_flush_fn dv_flush;        /* NULL: nothing to do */
 	pmem2_drain_fn dv_drain;
+	pmem2_memcpy_fn dv_memcpy;      /* NULL: not a cache-flushing device */
+	pmem2_memset_fn dv_memset;
 	const struct udx_persist_ops *dv_pops;
 	void *dv_pctx;
 };
@@ -122,6 +124,8 @@ static int dev_attach_flusher(struct udx_dev *dev)
 	dev->dv_gran = UDX_GRAN_CACHE_LINE;
 	dev->dv_flush = pmem2_get_flush_fn(dev->dv_map);
 	dev->dv_drain = pmem2_get_drain_fn(dev->dv_map);
+	dev->dv_memcpy = pmem2_get_memcpy_fn(dev->dv_map);
+	dev->dv_memset = pmem2_get_memset_fn(dev->dv_map);
 	return 0;
 }
 
@@ -191,6 +195,10 @@ static int dev_map_pmem2(struct udx_dev *dev)
 	dev->dv_gran = gran_from_pmem2(pmem2_map_get_store_granularity(dev->dv_map));
 	dev->dv_flush = pmem2_get_flush_fn(dev->dv_map);
 	dev->dv_drain = pmem2_get_drain_fn(dev->dv_map);
+	if (dev->dv_gran != UDX_GRAN_PAGE) {
+		dev->dv_memcpy = pmem2_get_memcpy_fn(dev->dv_map);
+		dev->dv_memset = pmem2_get_memset_fn(dev->dv_map);
+	}
 	return 0;
 }
 
@@ -466,6 +474,35 @@ void udx_dev_persist(const struct udx_dev *dev, const void *addr, size_t len)
 {
 	udx_dev_flush(dev, addr, len);
 	udx_dev_drain(dev);
+}
+
+void udx_dev_memcpy(const struct udx_dev *dev, void *dst, const void *src, size_t len,
+		    unsigned flags)
+{
+	if (dev->dv_memcpy && dev->dv_pops == NULL) {
+		dev->dv_memcpy(dst, src, len, (flags & UDX_MEM_NODRAIN) ? PMEM2_F_MEM_NODRAIN : 0);
+		return;
+	}
+	memcpy(dst, src, len);
+	if (dev->dv_gran == UDX_GRAN_CACHE_LINE || dev->dv_gran == UDX_GRAN_BYTE) {
+		udx_dev_flush(dev, dst, len);
+		if (!(flags & UDX_MEM_NODRAIN))
+			udx_dev_drain(dev);
+	}
+}
+
+void udx_dev_memset(const struct udx_dev *dev, void *dst, int c, size_t len, unsigned flags)
+{
+	if (dev->dv_memset && dev->dv_pops == NULL) {
+		dev->dv_memset(dst, c, len, (flags & UDX_MEM_NODRAIN) ? PMEM2_F_MEM_NODRAIN : 0);
+		return;
+	}
+	memset(dst, c, len);
+	if (dev->dv_gran == UDX_GRAN_CACHE_LINE || dev->dv_gran == UDX_GRAN_BYTE) {
+		udx_dev_flush(dev, dst, len);
+		if (!(flags & UDX_MEM_NODRAIN))
+			udx_dev_drain(dev);
+	}
 }
 
 void udx_dev_set_persist_ops(struct udx_dev *dev, const struct udx_persist_ops *ops,

@@ -1,0 +1,585 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * File data: read, write, truncate, fallocate, fsync, and freeing the
+ * blocks of evicted inodes.
+ *
+ * Invariants kept here:
+ *  F1. Bytes of a file's last block beyond its size read as zero: new blocks
+ *      are zeroed where a write does not cover them, unwritten extents read
+ *      as zero, and a shrinking truncate zeroes (under the journal) the
+ *      rest of its new last block.
+ *  F2. A write that allocates makes the data (and the zeroed rest of the new
+ *      blocks) durable before the transaction that maps the blocks commits,
+ *      so after a crash a mapped block never shows stale contents.
+ *  F3. A truncate or punch takes i_rwsem and i_mmap_lock exclusively, and
+ *      frees blocks through the journal (J5): no reader copies from a block
+ *      after it went back to the allocator.
+ */
+#include <errno.h>
+#include <linux/falloc.h>
+#include <string.h>
+
+#include "base/err.h"
+#include "fs/fs.h"
+#include "fs/journal.h"
+
+#define WRITE_TX_BYTES (64ull << 20)    /* bytes allocated per transaction */
+#define PUNCH_BUDGET   64               /* extents freed per transaction */
+
+static int check_file(struct udx_inode *ip)
+{
+	if (IS_DIR(ip))
+		return udx_err(-EISDIR, "is a directory");
+	if (!IS_REG(ip))
+		return udx_err(-EINVAL, "not a regular file");
+	return 0;
+}
+
+/* relatime: the access time moves only when it is older than the last
+ * change, or a day old. */
+static void touch_atime(struct udx_inode *ip)
+{
+	struct timespec now;
+	bool upd;
+
+	timespec_now(&now);
+	pthread_mutex_lock(&ip->i_tlock);
+	upd = ip->i_atime.tv_sec < ip->i_mtime.tv_sec ||
+	      ip->i_atime.tv_sec < ip->i_ctime.tv_sec ||
+	      now.tv_sec - ip->i_atime.tv_sec >= 86400;
+	if (upd) {
+		ip->i_atime = now;
+		ip->i_times_dirty = true;
+	}
+	pthread_mutex_unlock(&ip->i_tlock);
+}
+
+ssize_t udx_iread(struct udx_inode *ip, void *buf, size_t len, uint64_t off)
+{
+	struct udx_fs *fs = ip->i_fs;
+	char *out = buf;
+	uint64_t size, pos;
+	ssize_t ret;
+
+	ret = check_file(ip);
+	if (ret)
+		return ret;
+	ilock_shared(ip);
+	size = ip->i_d->i_size;
+	if (off >= size || len == 0) {
+		ret = 0;
+		goto out;
+	}
+	len = (size_t)MIN((uint64_t)len, size - off);
+	for (pos = off; pos < off + len;) {
+		struct ext_map m;
+		uint64_t inblk = pos & (UDX_BLOCK_SIZE - 1), n;
+
+		ret = ext_lookup(ip, pos >> UDX_BLOCK_SHIFT, &m);
+		if (ret)
+			goto out;
+		n = MIN(off + len - pos,
+			(m.m_len > (UINT64_MAX >> UDX_BLOCK_SHIFT) ? UINT64_MAX :
+			 (m.m_len << UDX_BLOCK_SHIFT)) - inblk);
+		if (m.m_pblk == 0 || m.m_unwritten)
+			memset(out + (pos - off), 0, n);
+		else
+			memcpy(out + (pos - off), (char *)fs_block(fs, m.m_pblk) + inblk, n);
+		pos += n;
+	}
+	ret = (ssize_t)len;
+	touch_atime(ip);
+out:
+	iunlock(ip);
+	return ret;
+}
+
+/*
+ * Is [off, off + len) mapped by written extents all the way?  Then a write
+ * needs no transaction (an overwrite).
+ */
+static int range_written(struct udx_inode *ip, uint64_t off, uint64_t len)
+{
+	uint64_t lblk = off >> UDX_BLOCK_SHIFT;
+	uint64_t end = (off + len + UDX_BLOCK_SIZE - 1) >> UDX_BLOCK_SHIFT;
+	struct ext_map m;
+	int ret;
+
+	while (lblk < end) {
+		ret = ext_lookup(ip, lblk, &m);
+		if (ret)
+			return ret;
+		if (m.m_pblk == 0 || m.m_unwritten)
+			return 0;
+		lblk += m.m_len;
+	}
+	return 1;
+}
+
+/* Copy user data into mapped, written blocks of [off, off + len).  On msync
+ * devices @flush makes each piece durable now (new blocks, F2). */
+static int copy_to_blocks(struct udx_inode *ip, const char *src, uint64_t off, uint64_t len,
+			  bool flush)
+{
+	struct udx_fs *fs = ip->i_fs;
+	uint64_t pos;
+	int ret;
+
+	for (pos = off; pos < off + len;) {
+		struct ext_map m;
+		uint64_t inblk = pos & (UDX_BLOCK_SIZE - 1), n;
+
+		ret = ext_lookup(ip, pos >> UDX_BLOCK_SHIFT, &m);
+		if (ret)
+			return ret;
+		UDX_BUG_ON(m.m_pblk == 0);
+		n = MIN(off + len - pos, (m.m_len << UDX_BLOCK_SHIFT) - inblk);
+		udx_dev_memcpy(fs->fs_dev, (char *)fs_block(fs, m.m_pblk) + inblk,
+			       src + (pos - off), n, UDX_MEM_NODRAIN);
+		if (flush && fs->fs_page_gran)
+			udx_dev_flush(fs->fs_dev, (char *)fs_block(fs, m.m_pblk) + inblk, n);
+		pos += n;
+	}
+	return 0;
+}
+
+/*
+ * Give [off, off + len) blocks: allocate holes and convert unwritten
+ * extents, zeroing every part of those blocks that the write will not cover
+ * (F1, F2).  The zeros are flushed here; the data is flushed by the copy.
+ */
+static int prepare_blocks(struct udx_tx *tx, struct udx_inode *ip, uint64_t off, uint64_t len)
+{
+	struct udx_fs *fs = ip->i_fs;
+	uint64_t lblk = off >> UDX_BLOCK_SHIFT;
+	uint64_t end = (off + len + UDX_BLOCK_SIZE - 1) >> UDX_BLOCK_SHIFT;
+	struct ext_map m;
+	int ret;
+
+	while (lblk < end) {
+		uint64_t n, b0, b1;
+		char *p;
+
+		ret = ext_lookup(ip, lblk, &m);
+		if (ret)
+			return ret;
+		if (m.m_pblk != 0 && !m.m_unwritten) {
+			lblk += MIN(m.m_len, end - lblk);
+			continue;
+		}
+		n = MIN(m.m_len, end - lblk);
+		if (m.m_pblk == 0) {
+			ret = ext_alloc(tx, ip, lblk, n, false, &m);
+			if (ret)
+				return ret;
+			n = m.m_len;
+		} else {
+			ret = ext_convert(tx, ip, lblk, n);
+			if (ret)
+				return ret;
+		}
+		/* zero what the write leaves untouched in blocks [lblk, lblk+n) */
+		p = fs_block(fs, m.m_pblk);
+		b0 = lblk << UDX_BLOCK_SHIFT;
+		b1 = (lblk + n) << UDX_BLOCK_SHIFT;
+		if (off > b0)
+			udx_dev_memset(fs->fs_dev, p, 0, MIN(off, b1) - b0, UDX_MEM_NODRAIN);
+		if (off + len < b1) {
+			uint64_t z = MAX(off + len, b0);
+
+			udx_dev_memset(fs->fs_dev, p + (z - b0), 0, b1 - z, UDX_MEM_NODRAIN);
+		}
+		if (fs->fs_page_gran)
+			udx_dev_flush(fs->fs_dev, p, n << UDX_BLOCK_SHIFT);
+		lblk += n;
+	}
+	return 0;
+}
+
+/* One transaction's worth of a write that allocates or extends. */
+static int write_tx(struct udx_inode *ip, const char *src, uint64_t off, uint64_t len)
+{
+	struct udx_fs *fs = ip->i_fs;
+	struct udx_tx tx;
+	int ret;
+
+	tx_begin(&fs->fs_jn, &tx);
+	ret = inode_log(&tx, ip);
+	if (!ret)
+		ret = prepare_blocks(&tx, ip, off, len);
+	if (!ret)
+		ret = copy_to_blocks(ip, src, off, len, true);
+	if (ret) {
+		tx_abort(&tx);
+		return ret;
+	}
+	if (off + len > ip->i_d->i_size)
+		ip->i_d->i_size = off + len;
+	inode_touch(ip, false, true, true);
+	inode_seal(ip);
+	/* F2: data flushed above; the commit drains before its commit word */
+	return tx_commit(&tx);
+}
+
+ssize_t udx_iwrite(struct udx_inode *ip, const void *buf, size_t len, uint64_t off,
+		   unsigned flags, uint64_t *pos)
+{
+	struct udx_fs *fs = ip->i_fs;
+	const char *src = buf;
+	uint64_t done = 0;
+	ssize_t ret;
+
+	ret = check_file(ip);
+	if (ret)
+		return ret;
+	if (fs->fs_rdonly)
+		return udx_err(-EROFS, "the file system is mounted read-only");
+	ilock(ip);
+	pthread_rwlock_rdlock(&ip->i_mmap_lock);
+	if (flags & UDX_WRITE_APPEND)
+		off = ip->i_d->i_size;
+	if (pos)
+		*pos = off;
+	if (len == 0) {
+		ret = 0;
+		goto out;
+	}
+	if (off >= UDX_MAX_FILE_SIZE) {
+		ret = udx_err(-EFBIG, "the file would grow beyond %llu bytes",
+			      (unsigned long long)UDX_MAX_FILE_SIZE);
+		goto out;
+	}
+	len = (size_t)MIN((uint64_t)len, UDX_MAX_FILE_SIZE - off);
+
+	ret = range_written(ip, off, len);
+	if (ret < 0)
+		goto out;
+	if (ret == 1 && off + len <= ip->i_d->i_size) {
+		/* an overwrite: no metadata changes but times */
+		ret = copy_to_blocks(ip, src, off, len, false);
+		if (ret)
+			goto out;
+		udx_dev_drain(fs->fs_dev);
+		if (fs->fs_page_gran) {
+			pthread_mutex_lock(&ip->i_tlock);
+			ip->i_data_dirty = true;
+			pthread_mutex_unlock(&ip->i_tlock);
+		}
+		inode_touch(ip, false, true, true);
+		done = len;
+	} else {
+		while (done < len) {
+			uint64_t n = MIN(len - done, WRITE_TX_BYTES);
+
+			ret = write_tx(ip, src + done, off + done, n);
+			if (ret)
+				break;
+			done += n;
+		}
+		if (done == 0)
+			goto out;
+	}
+	ret = (ssize_t)done;
+out:
+	pthread_rwlock_unlock(&ip->i_mmap_lock);
+	iunlock(ip);
+	return ret;
+}
+
+/* ---- truncate and punch ------------------------------------------------- */
+
+/* Unmap [lblk, end) over as many transactions as it takes.  The inode must
+ * be locked (i_rwsem and i_mmap_lock exclusive) or unreachable. */
+static int punch_blocks(struct udx_inode *ip, uint64_t lblk, uint64_t end, bool last_clears)
+{
+	struct udx_fs *fs = ip->i_fs;
+	struct udx_tx tx;
+	uint64_t done = lblk;
+	int ret;
+
+	do {
+		tx_begin(&fs->fs_jn, &tx);
+		ret = inode_log(&tx, ip);
+		if (ret) {
+			tx_abort(&tx);
+			return ret;
+		}
+		ret = ext_punch(&tx, ip, done, end, &done, PUNCH_BUDGET);
+		if (ret && ret != -EAGAIN) {
+			tx_abort(&tx);
+			return ret;
+		}
+		if (ret == 0 && last_clears)
+			ip->i_d->i_flags &= (uint16_t)~UDX_IF_TRUNCATING;
+		inode_seal(ip);
+		if (tx_commit(&tx) != 0)
+			return -EIO;
+	} while (ret == -EAGAIN);
+	return 0;
+}
+
+/* Called with i_rwsem and i_mmap_lock exclusive. */
+int file_truncate_locked(struct udx_inode *ip, uint64_t size)
+{
+	struct udx_fs *fs = ip->i_fs;
+	struct udx_dinode *d = ip->i_d;
+	uint64_t old = d->i_size, keep;
+	struct udx_tx tx;
+	int ret;
+
+	if (size > UDX_MAX_FILE_SIZE)
+		return udx_err(-EFBIG, "a size beyond %llu bytes", (unsigned long long)UDX_MAX_FILE_SIZE);
+	tx_begin(&fs->fs_jn, &tx);
+	ret = inode_log(&tx, ip);
+	if (ret)
+		goto out_abort;
+	if (size < old && (size & (UDX_BLOCK_SIZE - 1))) {
+		struct ext_map m;
+
+		/* F1: zero the rest of the new last block, under the journal */
+		ret = ext_lookup(ip, size >> UDX_BLOCK_SHIFT, &m);
+		if (ret)
+			goto out_abort;
+		if (m.m_pblk && !m.m_unwritten) {
+			char *p = (char *)fs_block(fs, m.m_pblk) + (size & (UDX_BLOCK_SIZE - 1));
+			size_t n = UDX_BLOCK_SIZE - (size & (UDX_BLOCK_SIZE - 1));
+
+			ret = tx_log(&tx, p, n);
+			if (ret)
+				goto out_abort;
+			memset(p, 0, n);
+		}
+	}
+	d->i_size = size;
+	keep = (size + UDX_BLOCK_SIZE - 1) >> UDX_BLOCK_SHIFT;
+	if (size < old)
+		d->i_flags |= UDX_IF_TRUNCATING;        /* recovery finishes it */
+	inode_touch(ip, false, true, true);
+	inode_seal(ip);
+	ret = tx_commit(&tx);
+	if (ret || size >= old)
+		return ret;
+	/* free the blocks past the end, a bounded number per transaction */
+	return punch_blocks(ip, keep, UINT64_MAX, true);
+
+out_abort:
+	tx_abort(&tx);
+	return ret;
+}
+
+int udx_itruncate(struct udx_inode *ip, uint64_t size)
+{
+	int ret = check_file(ip);
+
+	if (ret)
+		return ret;
+	if (ip->i_fs->fs_rdonly)
+		return udx_err(-EROFS, "the file system is mounted read-only");
+	ilock(ip);
+	pthread_rwlock_wrlock(&ip->i_mmap_lock);
+	ret = file_truncate_locked(ip, size);
+	pthread_rwlock_unlock(&ip->i_mmap_lock);
+	iunlock(ip);
+	return ret;
+}
+
+/* Zero [off, off + len) inside one block, if it is mapped and written. */
+static int zero_partial(struct udx_inode *ip, uint64_t off, uint64_t len)
+{
+	struct udx_fs *fs = ip->i_fs;
+	struct ext_map m;
+	int ret;
+
+	if (len == 0)
+		return 0;
+	ret = ext_lookup(ip, off >> UDX_BLOCK_SHIFT, &m);
+	if (ret)
+		return ret;
+	if (m.m_pblk && !m.m_unwritten) {
+		char *p = (char *)fs_block(fs, m.m_pblk) + (off & (UDX_BLOCK_SIZE - 1));
+
+		udx_dev_memset(fs->fs_dev, p, 0, len, 0);
+		if (fs->fs_page_gran)
+			udx_dev_flush(fs->fs_dev, p, len);
+	}
+	return 0;
+}
+
+static int falloc_range(struct udx_inode *ip, uint64_t off, uint64_t len, bool keep_size)
+{
+	struct udx_fs *fs = ip->i_fs;
+	uint64_t lblk = off >> UDX_BLOCK_SHIFT;
+	uint64_t end = (off + len + UDX_BLOCK_SIZE - 1) >> UDX_BLOCK_SHIFT;
+	struct udx_tx tx;
+	struct ext_map m;
+	int ret = 0;
+
+	while (lblk < end) {
+		uint64_t budget = WRITE_TX_BYTES >> UDX_BLOCK_SHIFT;
+
+		tx_begin(&fs->fs_jn, &tx);
+		ret = inode_log(&tx, ip);
+		while (!ret && lblk < end && budget > 0) {
+			ret = ext_lookup(ip, lblk, &m);
+			if (ret)
+				break;
+			if (m.m_pblk) {
+				lblk += MIN(m.m_len, end - lblk);
+				continue;
+			}
+			ret = ext_alloc(&tx, ip, lblk, MIN(MIN(m.m_len, end - lblk), budget), true, &m);
+			if (ret)
+				break;
+			lblk += m.m_len;
+			budget -= MIN(budget, m.m_len);
+		}
+		if (ret) {
+			tx_abort(&tx);
+			return ret;
+		}
+		if (!keep_size && lblk >= end && off + len > ip->i_d->i_size)
+			ip->i_d->i_size = off + len;
+		inode_touch(ip, false, true, true);
+		inode_seal(ip);
+		ret = tx_commit(&tx);
+		if (ret)
+			return ret;
+	}
+	if (!keep_size && off + len > ip->i_d->i_size) {
+		/* already allocated all along: only the size moves */
+		tx_begin(&fs->fs_jn, &tx);
+		ret = inode_log(&tx, ip);
+		if (ret) {
+			tx_abort(&tx);
+			return ret;
+		}
+		ip->i_d->i_size = off + len;
+		inode_seal(ip);
+		ret = tx_commit(&tx);
+	}
+	return ret;
+}
+
+static int punch_hole(struct udx_inode *ip, uint64_t off, uint64_t len)
+{
+	uint64_t size = ip->i_d->i_size, end = off + len;
+	uint64_t first = (off + UDX_BLOCK_SIZE - 1) >> UDX_BLOCK_SHIFT;
+	uint64_t last = end >> UDX_BLOCK_SHIFT;
+	int ret;
+
+	if (off >= size)
+		return 0;
+	end = MIN(end, size);
+	last = MIN(last, (size + UDX_BLOCK_SIZE - 1) >> UDX_BLOCK_SHIFT);
+	if (first > last || (first == last && (off & (UDX_BLOCK_SIZE - 1)))) {
+		/* inside one block */
+		return zero_partial(ip, off, end - off);
+	}
+	ret = zero_partial(ip, off, (first << UDX_BLOCK_SHIFT) - off);
+	if (!ret && end > (last << UDX_BLOCK_SHIFT))
+		ret = zero_partial(ip, last << UDX_BLOCK_SHIFT, end - (last << UDX_BLOCK_SHIFT));
+	if (!ret && first < last)
+		ret = punch_blocks(ip, first, last, false);
+	if (!ret)
+		inode_touch(ip, false, true, true);
+	return ret;
+}
+
+int udx_ifallocate(struct udx_inode *ip, int mode, uint64_t off, uint64_t len)
+{
+	int ret = check_file(ip);
+
+	if (ret)
+		return ret;
+	if (ip->i_fs->fs_rdonly)
+		return udx_err(-EROFS, "the file system is mounted read-only");
+	if (len == 0)
+		return udx_err(-EINVAL, "a zero length");
+	if (off >= UDX_MAX_FILE_SIZE || len > UDX_MAX_FILE_SIZE - off)
+		return udx_err(-EFBIG, "beyond the largest file size");
+	if (mode & ~(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE))
+		return udx_err(-EOPNOTSUPP, "fallocate mode %#x is not supported", mode);
+	if ((mode & FALLOC_FL_PUNCH_HOLE) && !(mode & FALLOC_FL_KEEP_SIZE))
+		return udx_err(-EINVAL, "a punch must keep the size (FALLOC_FL_KEEP_SIZE)");
+	ilock(ip);
+	if (mode & FALLOC_FL_PUNCH_HOLE) {
+		pthread_rwlock_wrlock(&ip->i_mmap_lock);
+		ret = punch_hole(ip, off, len);
+		pthread_rwlock_unlock(&ip->i_mmap_lock);
+	} else {
+		ret = falloc_range(ip, off, len, mode & FALLOC_FL_KEEP_SIZE);
+	}
+	iunlock(ip);
+	return ret;
+}
+
+/* Make a file's data and timestamps durable. */
+int udx_ifsync(struct udx_inode *ip, bool datasync)
+{
+	struct udx_fs *fs = ip->i_fs;
+	bool dirty;
+	int ret = 0;
+
+	if (fs->fs_rdonly)
+		return 0;
+	ilock(ip);
+	pthread_mutex_lock(&ip->i_tlock);
+	dirty = ip->i_data_dirty;
+	ip->i_data_dirty = false;
+	pthread_mutex_unlock(&ip->i_tlock);
+	if (dirty && IS_REG(ip)) {
+		/* msync devices: flush every mapped range of the file */
+		uint64_t lblk = 0, end = (ip->i_d->i_size + UDX_BLOCK_SIZE - 1) >> UDX_BLOCK_SHIFT;
+		struct ext_map m;
+
+		while (lblk < end && (ret = ext_lookup(ip, lblk, &m)) == 0) {
+			uint64_t n = MIN(m.m_len, end - lblk);
+
+			if (m.m_pblk && !m.m_unwritten)
+				udx_dev_flush(fs->fs_dev, fs_block(fs, m.m_pblk), n << UDX_BLOCK_SHIFT);
+			lblk += n;
+		}
+	}
+	udx_dev_drain(fs->fs_dev);
+	if (!ret && !datasync)
+		ret = inode_write_times(ip);
+	iunlock(ip);
+	return ret;
+}
+
+/* Free everything an unlinked inode owns, then its slot (called by evict,
+ * with the inode unreachable).  Over several transactions when large. */
+int inode_evict_blocks(struct udx_inode *ip)
+{
+	struct udx_fs *fs = ip->i_fs;
+	struct udx_tx tx;
+	int ret = 0;
+
+	if (S_ISDIR(ip->i_d->i_mode)) {
+		tx_begin(&fs->fs_jn, &tx);
+		ret = inode_log(&tx, ip);
+		if (!ret)
+			ret = dir_destroy(&tx, ip);
+		if (ret) {
+			tx_abort(&tx);
+			return ret;
+		}
+		inode_seal(ip);
+		ret = tx_commit(&tx);
+	} else if (!(ip->i_d->i_flags & UDX_IF_INLINE_LINK)) {
+		ret = punch_blocks(ip, 0, UINT64_MAX, false);
+	}
+	if (ret)
+		return ret;
+	tx_begin(&fs->fs_jn, &tx);
+	ret = tx_log(&tx, &fs->fs_imap[ip->i_ino], 1);
+	if (ret) {
+		tx_abort(&tx);
+		return ret;
+	}
+	fs->fs_imap[ip->i_ino] = 0;
+	ret = tx_commit(&tx);
+	if (ret == 0)
+		inode_unreserve(fs, ip->i_ino);         /* reusable only now (J5) */
+	return ret;
+}
