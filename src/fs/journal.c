@@ -37,7 +37,6 @@
 #include "fs/journal.h"
 
 #define JREC_ALIGN 64u
-#define LINE 64u
 
 static struct udx_jrec *lane_rec(struct jlane *jl, uint64_t pos)
 {
@@ -253,16 +252,16 @@ int tx_log(struct udx_tx *tx, void *addr, size_t len)
 {
 	struct udx_journal *jn = tx->tx_jn;
 	struct jlane *jl = tx->tx_lane;
-	char *a = (char *)ALIGN_DOWN((uintptr_t)addr, (uintptr_t)LINE);
-	char *e = (char *)ALIGN_UP((uintptr_t)addr + len, (uintptr_t)LINE);
+	char *a = addr;
 	struct udx_jrec *r;
 	uint64_t need;
 
 	if (tx->tx_err)
 		return tx->tx_err;
-	UDX_BUG_ON((char *)addr < jn->jn_base ||
-		   (char *)addr + len > jn->jn_base + jn->jn_dev_size);
-	len = (size_t)(e - a);
+	UDX_BUG_ON(a < jn->jn_base || a + len > jn->jn_base + jn->jn_dev_size);
+	/* The range is logged exactly, never rounded out to cache lines: bytes
+	 * next to it (another inode's map byte, say) may belong to another
+	 * transaction in flight, which a rollback must not touch (J4). */
 	if (range_logged(tx, a, len))
 		return 0;
 	need = ALIGN_UP(sizeof(*r) + len, JREC_ALIGN);

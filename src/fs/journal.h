@@ -109,7 +109,8 @@ void tx_begin(struct udx_journal *jn, struct udx_tx *tx);
 
 /**
  * tx_log() - about to change [addr, addr + len) of device memory.
- * Saves the old bytes durably (once per range per transaction).  Returns 0,
+ * Saves exactly those old bytes durably (once per range per transaction;
+ * neighbouring bytes may belong to other transactions).  Returns 0,
  * or -ENOSPC when the lane is full: then do not touch the range, and end the
  * transaction with tx_abort() (tx_commit() would too).
  */
