@@ -8,6 +8,8 @@
  *   udaxfs/liveref.h   the liveness counter (percpu_ref for user space)
  *   udaxfs/dev.h       the memory device and its persistence interface
  *   udaxfs/pgmap.h     page metadata, folios, the device's liveness
+ *   udaxfs/format.h    the on-device format
+ *   udaxfs/fs.h        the file system: mkfs, mount, fsck, inodes, POSIX calls
  */
 #ifndef UDAXFS_H
 #define UDAXFS_H
@@ -16,6 +18,8 @@
 #include <udaxfs/liveref.h>
 #include <udaxfs/dev.h>
 #include <udaxfs/pgmap.h>
+#include <udaxfs/format.h>
+#include <udaxfs/fs.h>
 
 #define UDAXFS_VERSION_MAJOR 0
 #define UDAXFS_VERSION_MINOR 1

@@ -144,13 +144,27 @@ int udx_resolve(struct udx_fs *fs, const char *path, bool follow, struct udx_ino
  * Returns -EEXIST-style errors through @last_empty when the path names the
  * root (no last component): *@name is then "".
  */
+static int resolve_parent_at(struct udx_fs *fs, struct udx_inode *start, const char *path,
+			     int *links, struct udx_inode **dir, char name[UDX_NAME_MAX + 1],
+			     bool *trailing_slash);
+
 static int resolve_parent(struct udx_fs *fs, const char *path, struct udx_inode **dir,
 			  char name[UDX_NAME_MAX + 1], bool *trailing_slash)
+{
+	int links = 0;
+
+	return resolve_parent_at(fs, NULL, path, &links, dir, name, trailing_slash);
+}
+
+/* The same, relative to @start (NULL or an absolute path: the root). */
+static int resolve_parent_at(struct udx_fs *fs, struct udx_inode *start, const char *path,
+			     int *links, struct udx_inode **dir, char name[UDX_NAME_MAX + 1],
+			     bool *trailing_slash)
 {
 	size_t len, nlen;
 	const char *b;
 	char *dpath;
-	int ret, links = 0;
+	int ret;
 
 	if (path == NULL)
 		return udx_err(-EFAULT, "a NULL path");
@@ -174,10 +188,17 @@ static int resolve_parent(struct udx_fs *fs, const char *path, struct udx_inode 
 	dpath = strndup(path, (size_t)(b - path));
 	if (dpath == NULL)
 		return udx_err(-ENOMEM, "out of memory");
-	if (*dpath == '\0')
+	if (path[0] == '/')
+		start = NULL;
+	if (*dpath == '\0' && start) {
+		udx_igrab(start);
+		*dir = start;
+		ret = 0;
+	} else if (*dpath == '\0') {
 		ret = udx_iget(fs, UDX_ROOT_INO, dir);
-	else
-		ret = resolve_from(fs, NULL, dpath, true, &links, dir);
+	} else {
+		ret = resolve_from(fs, start, dpath, true, links, dir);
+	}
 	free(dpath);
 	if (ret == 0 && !IS_DIR(*dir)) {
 		udx_iput(*dir);
@@ -257,43 +278,71 @@ static bool fd_writable(const struct fd_file *ff)
 	return (ff->f.f_flags & O_ACCMODE) != O_RDONLY;
 }
 
+/*
+ * Create or open @path (relative to @start) for open(O_CREAT): a symlink in
+ * the last place is followed, and its target created if missing, as Linux
+ * does.
+ */
+static int open_create(struct udx_fs *fs, struct udx_inode *start, const char *path,
+		       int flags, mode_t mode, int *links, struct udx_inode **out)
+{
+	char name[UDX_NAME_MAX + 1], *target;
+	struct udx_inode *dir, *ip;
+	bool slash;
+	ssize_t n;
+	int ret;
+
+	ret = resolve_parent_at(fs, start, path, links, &dir, name, &slash);
+	if (ret)
+		return ret;
+	if (name[0] == '\0' || slash) {
+		udx_iput(dir);
+		return udx_err(-EISDIR, "cannot create a directory with open()");
+	}
+	ret = udx_icreate(dir, name, S_IFREG | (mode & 07777), geteuid(), getegid(), 0, NULL, &ip);
+	if (ret == -EEXIST && !(flags & O_EXCL))
+		ret = udx_ilookup(dir, name, &ip);
+	if (ret == 0 && IS_LNK(ip) && !(flags & O_EXCL)) {
+		if ((flags & O_NOFOLLOW) || ++*links > MAX_SYMLINKS) {
+			ret = (flags & O_NOFOLLOW) ? udx_err(-ELOOP, "'%s' is a symbolic link", name) :
+						     udx_err(-ELOOP, "too many levels of symbolic links");
+			udx_iput(ip);
+			goto out;
+		}
+		target = malloc(UDX_SYMLINK_MAX + 1);
+		n = target ? udx_ireadlink(ip, target, UDX_SYMLINK_MAX + 1) : -ENOMEM;
+		udx_iput(ip);
+		ip = NULL;
+		if (n < 0) {
+			free(target);
+			ret = (int)n;
+			goto out;
+		}
+		target[n] = '\0';
+		ret = open_create(fs, dir, target, flags, mode, links, &ip);
+		free(target);
+	}
+out:
+	udx_iput(dir);
+	if (ret == 0)
+		*out = ip;
+	return ret;
+}
+
 int udx_open(struct udx_fs *fs, const char *path, int flags, mode_t mode)
 {
-	char name[UDX_NAME_MAX + 1];
-	struct udx_inode *dir, *ip = NULL;
-	bool slash, wr = (flags & O_ACCMODE) != O_RDONLY;
+	struct udx_inode *ip = NULL;
+	bool wr = (flags & O_ACCMODE) != O_RDONLY;
 	int ret, links = 0, fd;
 
+	if (path == NULL)
+		return udx_err(-EFAULT, "a NULL path");
 	if ((flags & O_ACCMODE) == O_ACCMODE)
 		return udx_err(-EINVAL, "bad access mode");
 	if (fs->fs_rdonly && (wr || (flags & (O_CREAT | O_TRUNC))))
 		return udx_err(-EROFS, "the file system is mounted read-only");
 	if (flags & O_CREAT) {
-		ret = resolve_parent(fs, path, &dir, name, &slash);
-		if (ret)
-			return ret;
-		if (name[0] == '\0' || slash) {
-			udx_iput(dir);
-			return udx_err(-EISDIR, "cannot create a directory with open()");
-		}
-		ret = udx_icreate(dir, name, S_IFREG | (mode & 07777), geteuid(), getegid(),
-				  0, NULL, &ip);
-		if (ret == -EEXIST && !(flags & O_EXCL)) {
-			ret = udx_ilookup(dir, name, &ip);
-			if (ret == 0 && IS_LNK(ip)) {
-				struct udx_inode *t;
-
-				if (flags & O_NOFOLLOW) {
-					udx_iput(ip);
-					udx_iput(dir);
-					return udx_err(-ELOOP, "'%s' is a symbolic link", name);
-				}
-				ret = follow_link(fs, dir, ip, &links, &t);
-				udx_iput(ip);
-				ip = ret ? NULL : t;
-			}
-		}
-		udx_iput(dir);
+		ret = open_create(fs, NULL, path, flags, mode, &links, &ip);
 		if (ret)
 			return ret;
 	} else {

@@ -20,5 +20,8 @@ struct udx_cmd {
 };
 
 extern const struct udx_cmd udx_cmd_demo;
+extern const struct udx_cmd udx_cmd_mkfs;
+extern const struct udx_cmd udx_cmd_fsck;
+extern const struct udx_cmd udx_cmd_info;
 
 #endif

@@ -6,6 +6,9 @@
 #include "cmd.h"
 
 static const struct udx_cmd *const cmds[] = {
+	&udx_cmd_mkfs,
+	&udx_cmd_fsck,
+	&udx_cmd_info,
 	&udx_cmd_demo,
 };
 
@@ -17,7 +20,8 @@ static void usage(FILE *out)
 	for (i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
 		fprintf(out, "  %-8s %s\n", cmds[i]->name, cmds[i]->summary);
 	fprintf(out, "  %-8s %s\n", "help", "this text, or `udaxfs help COMMAND`");
-	fprintf(out, "\nexit codes: 0 success, 1 the operation failed, 2 bad command line\n");
+	fprintf(out, "\nexit codes: 0 success, 1 the operation failed, 2 bad command line\n"
+		     "(fsck uses e2fsck's: 0 clean, 1 repaired, 4 problems left, 8 error, 16 usage)\n");
 }
 
 static const struct udx_cmd *find(const char *name)
