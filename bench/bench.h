@@ -24,5 +24,6 @@ struct bench {
 
 void bench_liveref(void);
 void bench_pgmap(void);
+void bench_fs(void);
 
 #endif

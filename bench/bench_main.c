@@ -13,6 +13,7 @@
 static const struct bench groups[] = {
 	{ "liveref", bench_liveref },
 	{ "pgmap", bench_pgmap },
+	{ "fs", bench_fs },
 };
 
 uint64_t bench_now_ns(void)

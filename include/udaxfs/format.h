@@ -196,8 +196,9 @@ struct udx_ddirent {
  *
  * j_done_gen is the commit word: one aligned 8-byte store, so it has no
  * checksum (a checksum beside it would make a commit two stores).
- * r_checksum = xxh64 of the record header (r_checksum = 0) and its data,
- *              seed r_gen.
+ * r_checksum = XXH3-64 of the rest of the record header and its data (one
+ *              contiguous run of 24 + r_len bytes), seed 0; r_gen inside it
+ *              ties the record to its transaction.
  * The records of transaction j_done_gen + 1 that precede the first invalid
  * one (bad checksum, other gen, or r_seq out of order) are rolled back, in
  * reverse, at mount.  Writing j_done_gen = gen commits transaction gen.
@@ -211,11 +212,11 @@ struct udx_jlane {
 };
 
 struct udx_jrec {
+	le64 r_checksum;                /* of everything after it, see above */
 	le64 r_gen;
 	le64 r_off;                     /* device byte offset of the range */
 	le32 r_len;                     /* bytes of data that follow */
 	le32 r_seq;                     /* 0, 1, 2 ... within the transaction */
-	le64 r_checksum;
 };
 
 #define UDX_STATIC_ASSERT(c, m) _Static_assert(c, m)

@@ -93,6 +93,9 @@ UDX_API int udx_unmount(struct udx_fs *fs);
 UDX_API int udx_unmount_wait(struct udx_fs *fs, int64_t timeout_ns);
 
 UDX_API int udx_sync(struct udx_fs *fs);
+/** udx_fs_set_owner() - the owner of what the POSIX-level calls create
+ * (default: the effective uid and gid at mount time). */
+UDX_API void udx_fs_set_owner(struct udx_fs *fs, uid_t uid, gid_t gid);
 UDX_API int udx_statfs(struct udx_fs *fs, struct statvfs *st);
 UDX_API struct udx_dev *udx_fs_dev(struct udx_fs *fs);
 

@@ -220,7 +220,7 @@ static int es_update(struct extset *es, const struct udx_dextent *e)
 
 int ext_lookup(struct udx_inode *ip, uint64_t lblk, struct ext_map *m)
 {
-	struct udx_dextent e;
+	struct udx_dextent e = { 0 };
 	struct extset es;
 	int ret;
 
@@ -257,7 +257,7 @@ int ext_lookup(struct udx_inode *ip, uint64_t lblk, struct ext_map *m)
 /* Add @e, merging with the extent before and after when they continue it. */
 static int ext_add(struct extset *es, struct udx_dextent e)
 {
-	struct udx_dextent p, n;
+	struct udx_dextent p = { 0 }, n = { 0 };
 	int ret;
 
 	if (e.e_lblk > 0 && es_find_le(es, e.e_lblk - 1, &p) == 0 &&
@@ -294,7 +294,7 @@ static int ext_add(struct extset *es, struct udx_dextent e)
 int ext_alloc(struct udx_tx *tx, struct udx_inode *ip, uint64_t lblk, uint64_t len,
 	      bool unwritten, struct ext_map *m)
 {
-	struct udx_dextent prev, e;
+	struct udx_dextent prev = { 0 }, e = { 0 };
 	struct extset es;
 	struct ext_map hole;
 	uint64_t goal = 0, blk, got;
@@ -333,7 +333,7 @@ int ext_alloc(struct udx_tx *tx, struct udx_inode *ip, uint64_t lblk, uint64_t l
  */
 static int ext_split_at(struct extset *es, uint64_t at)
 {
-	struct udx_dextent e, tail;
+	struct udx_dextent e = { 0 }, tail;
 	int ret;
 
 	ret = es_find_le(es, at, &e);
@@ -353,7 +353,7 @@ static int ext_split_at(struct extset *es, uint64_t at)
 /* Mark [lblk, lblk + len) written (it was unwritten, or written already). */
 int ext_convert(struct udx_tx *tx, struct udx_inode *ip, uint64_t lblk, uint64_t len)
 {
-	struct udx_dextent e;
+	struct udx_dextent e = { 0 };
 	struct extset es;
 	uint64_t pos = lblk, end = lblk + len;
 	int ret;
@@ -390,7 +390,7 @@ int ext_convert(struct udx_tx *tx, struct udx_inode *ip, uint64_t lblk, uint64_t
 int ext_punch(struct udx_tx *tx, struct udx_inode *ip, uint64_t lblk, uint64_t end,
 	      uint64_t *done, unsigned budget)
 {
-	struct udx_dextent e;
+	struct udx_dextent e = { 0 };
 	struct extset es;
 	unsigned n = 0;
 	int ret;

@@ -555,7 +555,7 @@ int inode_evict_blocks(struct udx_inode *ip)
 	struct udx_tx tx;
 	int ret = 0;
 
-	if (S_ISDIR(ip->i_d->i_mode)) {
+	if (S_ISDIR(ip->i_d->i_mode) && ip->i_d->i_root) {
 		tx_begin(&fs->fs_jn, &tx);
 		ret = inode_log(&tx, ip);
 		if (!ret)
@@ -566,7 +566,8 @@ int inode_evict_blocks(struct udx_inode *ip)
 		}
 		inode_seal(ip);
 		ret = tx_commit(&tx);
-	} else if (!(ip->i_d->i_flags & UDX_IF_INLINE_LINK)) {
+	} else if (!S_ISDIR(ip->i_d->i_mode) && !(ip->i_d->i_flags & UDX_IF_INLINE_LINK) &&
+		   (ip->i_d->i_nextents || (ip->i_d->i_flags & UDX_IF_EXT_TREE))) {
 		ret = punch_blocks(ip, 0, UINT64_MAX, false);
 	}
 	if (ret)

@@ -41,7 +41,7 @@
 
 struct udx_tx;
 
-#define IC_BUCKETS 1024
+#define IC_BUCKETS 16384              /* chains stay short at 65536 inodes */
 
 struct ic_bucket {
 	pthread_mutex_t b_lock;
@@ -83,6 +83,8 @@ struct udx_fs {
 	uint8_t *fs_imap;               /* device: one byte per inode */
 	struct udx_dinode *fs_itable;   /* device */
 	uint64_t fs_hash_seed;
+	uid_t fs_uid;                   /* owner of what the POSIX calls create */
+	gid_t fs_gid;
 	bool fs_rdonly;
 	bool fs_page_gran;              /* persistence is msync: track dirty data */
 

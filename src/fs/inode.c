@@ -147,9 +147,12 @@ int inode_init_new(struct udx_tx *tx, struct udx_fs *fs, uint64_t ino, mode_t mo
 	uint32_t gen;
 	int ret;
 
-	ret = tx_log(tx, d, sizeof(*d));
+	/* Only the map byte needs its old value saved: while it is 0 the slot's
+	 * contents mean nothing, so a rollback that clears it undoes the whole
+	 * inode.  The slot is still flushed at commit. */
+	ret = tx_log(tx, &fs->fs_imap[ino], 1);
 	if (!ret)
-		ret = tx_log(tx, &fs->fs_imap[ino], 1);
+		ret = tx_dirty(tx, d, sizeof(*d));
 	if (ret)
 		return ret;
 	/* a reused slot keeps counting generations; a never used one starts
@@ -237,7 +240,7 @@ int inode_write_times(struct udx_inode *ip)
 
 static struct ic_bucket *ic_bucket(struct udx_fs *fs, uint64_t ino)
 {
-	return &fs->fs_icache[(ino * 0x9e3779b97f4a7c15ull) >> 54];
+	return &fs->fs_icache[(ino * 0x9e3779b97f4a7c15ull) >> (64 - 14)];
 }
 
 int inode_cache_init(struct udx_fs *fs)
@@ -301,7 +304,7 @@ static void busy_dec(struct udx_fs *fs)
 static void lru_add(struct udx_fs *fs, struct udx_inode *ip)
 {
 	pthread_mutex_lock(&fs->fs_lru_lock);
-	if (!ip->i_on_lru) {
+	if (!__atomic_load_n(&ip->i_on_lru, __ATOMIC_RELAXED)) {
 		ip->i_lprev = NULL;
 		ip->i_lnext = fs->fs_lru_head;
 		if (fs->fs_lru_head)
@@ -309,7 +312,7 @@ static void lru_add(struct udx_fs *fs, struct udx_inode *ip)
 		else
 			fs->fs_lru_tail = ip;
 		fs->fs_lru_head = ip;
-		ip->i_on_lru = true;
+		__atomic_store_n(&ip->i_on_lru, true, __ATOMIC_RELAXED);
 		fs->fs_lru_count++;
 	}
 	pthread_mutex_unlock(&fs->fs_lru_lock);
@@ -317,7 +320,7 @@ static void lru_add(struct udx_fs *fs, struct udx_inode *ip)
 
 static void lru_del_locked(struct udx_fs *fs, struct udx_inode *ip)
 {
-	if (!ip->i_on_lru)
+	if (!__atomic_load_n(&ip->i_on_lru, __ATOMIC_RELAXED))
 		return;
 	if (ip->i_lprev)
 		ip->i_lprev->i_lnext = ip->i_lnext;
@@ -327,7 +330,7 @@ static void lru_del_locked(struct udx_fs *fs, struct udx_inode *ip)
 		ip->i_lnext->i_lprev = ip->i_lprev;
 	else
 		fs->fs_lru_tail = ip->i_lprev;
-	ip->i_on_lru = false;
+	__atomic_store_n(&ip->i_on_lru, false, __ATOMIC_RELAXED);
 	fs->fs_lru_count--;
 }
 
@@ -383,10 +386,10 @@ int udx_iget(struct udx_fs *fs, uint64_t ino, struct udx_inode **out)
 			wait_for_freeing();
 			continue;
 		}
-		if (__atomic_fetch_add(&ip->i_count, 1, __ATOMIC_ACQUIRE) == 0) {
-			lru_del(fs, ip);
+		/* 0 -> 1 leaves it on the LRU: reclaim skips referenced inodes
+		 * (lazy removal keeps the LRU lock off the lookup path) */
+		if (__atomic_fetch_add(&ip->i_count, 1, __ATOMIC_ACQUIRE) == 0)
 			busy_inc(fs);
-		}
 		pthread_mutex_unlock(&b->b_lock);
 		*out = ip;
 		return 0;
@@ -440,6 +443,7 @@ static void inode_unhash(struct udx_fs *fs, struct udx_inode *ip)
 		}
 	}
 	pthread_mutex_unlock(&b->b_lock);
+	lru_del(fs, ip);        /* it may sit there since an earlier 1 -> 0 */
 	__atomic_fetch_sub(&fs->fs_cached, 1, __ATOMIC_RELAXED);
 	inode_free_struct(ip);
 }
@@ -524,7 +528,8 @@ void udx_iput(struct udx_inode *ip)
 		busy_dec(fs);
 		return;
 	}
-	lru_add(fs, ip);
+	if (!__atomic_load_n(&ip->i_on_lru, __ATOMIC_RELAXED))
+		lru_add(fs, ip);
 	pthread_mutex_unlock(&b->b_lock);
 	busy_dec(fs);
 	if (__atomic_load_n(&fs->fs_cached, __ATOMIC_RELAXED) > fs->fs_icache_limit)

@@ -43,16 +43,10 @@ static struct udx_jrec *lane_rec(struct jlane *jl, uint64_t pos)
 	return (struct udx_jrec *)(jl->jl_area + pos);
 }
 
-static uint64_t jrec_csum(const struct udx_jrec *r, const void *data)
+/* r_checksum covers the record from r_gen to the end of its data. */
+static uint64_t jrec_csum(const struct udx_jrec *r)
 {
-	struct udx_jrec h = *r;
-	XXH64_state_t st;
-
-	h.r_checksum = 0;
-	XXH64_reset(&st, h.r_gen);
-	XXH64_update(&st, &h, sizeof(h));
-	XXH64_update(&st, data, h.r_len);
-	return XXH64_digest(&st);
+	return udx_csum3(&r->r_gen, sizeof(*r) - offsetof(struct udx_jrec, r_gen) + r->r_len);
 }
 
 void journal_format(const struct udx_dev *dev, char *base, uint64_t jstart_blk,
@@ -150,7 +144,7 @@ static uint64_t lane_scan(struct udx_journal *jn, struct jlane *jl, uint64_t gen
 		if (r->r_gen != gen || r->r_seq != n ||
 		    r->r_len > jl->jl_size - p - sizeof(*r) ||
 		    r->r_off > jn->jn_dev_size || r->r_len > jn->jn_dev_size - r->r_off ||
-		    jrec_csum(r, r + 1) != r->r_checksum)
+		    jrec_csum(r) != r->r_checksum)
 			break;
 		n++;
 		p += ALIGN_UP(sizeof(*r) + r->r_len, JREC_ALIGN);
@@ -280,8 +274,7 @@ int tx_log(struct udx_tx *tx, void *addr, size_t len)
 	r->r_len = (uint32_t)len;
 	r->r_seq = tx->tx_seq;
 	memcpy(r + 1, a, len);
-	r->r_checksum = 0;
-	r->r_checksum = jrec_csum(r, r + 1);
+	r->r_checksum = jrec_csum(r);
 	/* A stale record right after this one could have gen + seq that
 	 * continue this transaction's: an old lane cycle can't (gen is new),
 	 * so nothing to clear.  J1: durable before the caller's stores. */

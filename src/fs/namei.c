@@ -54,7 +54,7 @@ static int check_rw(struct udx_fs *fs)
 int udx_ilookup(struct udx_inode *dir, const char *name, struct udx_inode **ip)
 {
 	uint64_t ino;
-	size_t len;
+	size_t len = 0;
 	int ret;
 
 	ret = check_dir(dir);
@@ -117,7 +117,7 @@ int udx_icreate(struct udx_inode *dir, const char *name, mode_t mode, uid_t uid,
 		gid_t gid, dev_t rdev, const char *target, struct udx_inode **out)
 {
 	struct udx_fs *fs = dir->i_fs;
-	size_t len, tlen = 0;
+	size_t len = 0, tlen = 0;
 	struct udx_dinode *d;
 	struct udx_tx tx;
 	uint64_t ino, dummy;
@@ -217,7 +217,7 @@ int udx_ilink(struct udx_inode *ip, struct udx_inode *dir, const char *name)
 	struct udx_fs *fs = dir->i_fs;
 	struct udx_tx tx;
 	uint64_t dummy;
-	size_t len;
+	size_t len = 0;
 	int ret;
 
 	ret = check_rw(fs);
@@ -275,7 +275,7 @@ static int remove_name(struct udx_inode *dir, const char *name, bool want_dir)
 	struct udx_inode *ip;
 	struct udx_tx tx;
 	uint64_t ino;
-	size_t len;
+	size_t len = 0;
 	int ret;
 
 	ret = check_rw(fs);
@@ -402,7 +402,7 @@ int udx_irename(struct udx_inode *odir, const char *oname, struct udx_inode *ndi
 	struct udx_inode *src = NULL, *tgt = NULL;
 	bool cross = odir != ndir, sdir, tdir = false;
 	uint64_t sino, tino;
-	size_t olen, nlen;
+	size_t olen = 0, nlen = 0;
 	struct udx_tx tx;
 	int ret;
 

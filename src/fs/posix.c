@@ -299,7 +299,7 @@ static int open_create(struct udx_fs *fs, struct udx_inode *start, const char *p
 		udx_iput(dir);
 		return udx_err(-EISDIR, "cannot create a directory with open()");
 	}
-	ret = udx_icreate(dir, name, S_IFREG | (mode & 07777), geteuid(), getegid(), 0, NULL, &ip);
+	ret = udx_icreate(dir, name, S_IFREG | (mode & 07777), READ_ONCE(fs->fs_uid), READ_ONCE(fs->fs_gid), 0, NULL, &ip);
 	if (ret == -EEXIST && !(flags & O_EXCL))
 		ret = udx_ilookup(dir, name, &ip);
 	if (ret == 0 && IS_LNK(ip) && !(flags & O_EXCL)) {
@@ -665,7 +665,7 @@ static int create_path(struct udx_fs *fs, const char *path, mode_t mode, const c
 		udx_iput(dir);
 		return udx_err(-ENOENT, "'%s' names a directory", path);
 	}
-	ret = udx_icreate(dir, name, mode, geteuid(), getegid(), 0, target, &ip);
+	ret = udx_icreate(dir, name, mode, READ_ONCE(fs->fs_uid), READ_ONCE(fs->fs_gid), 0, target, &ip);
 	udx_iput(dir);
 	if (ret == 0)
 		udx_iput(ip);

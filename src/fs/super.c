@@ -419,6 +419,8 @@ int udx_mount(struct udx_dev *dev, const struct udx_mount_opts *opts, struct udx
 	fs->fs_itable = fs_block(fs, fs->fs_sb->s_itable_start);
 	fs->fs_hash_seed = fs->fs_sb->s_hash_seed;
 	fs->fs_icache_limit = opts->icache_limit ? opts->icache_limit : DEFAULT_ICACHE;
+	fs->fs_uid = geteuid();
+	fs->fs_gid = getegid();
 	pthread_mutex_init(&fs->fs_rename_lock, NULL);
 	pthread_mutex_init(&fs->fs_fd_lock, NULL);
 
@@ -585,6 +587,12 @@ int udx_statfs(struct udx_fs *fs, struct statvfs *st)
 	st->f_namemax = UDX_NAME_MAX;
 	st->f_flag = fs->fs_rdonly ? ST_RDONLY : 0;
 	return 0;
+}
+
+void udx_fs_set_owner(struct udx_fs *fs, uid_t uid, gid_t gid)
+{
+	WRITE_ONCE(fs->fs_uid, uid);
+	WRITE_ONCE(fs->fs_gid, gid);
 }
 
 struct udx_dev *udx_fs_dev(struct udx_fs *fs)
