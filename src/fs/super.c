@@ -427,7 +427,8 @@ int udx_mount(struct udx_dev *dev, const struct udx_mount_opts *opts, struct udx
 	ret = alloc_create(fs->fs_data_start, fs->fs_nblocks - 1 - fs->fs_data_start,
 			   &fs->fs_alloc);
 	if (ret) {
-		ret = udx_err(ret, "out of memory");
+		ret = ret == -ENOMEM ? udx_err(ret, "out of memory") :
+		      udx_err(-EUCLEAN, "the superblock's data area is empty or impossible (run fsck)");
 		goto out_free;
 	}
 	ret = journal_init(&fs->fs_jn, dev, fs->fs_sb->s_jstart, fs->fs_sb->s_jlanes,
