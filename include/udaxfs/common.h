@@ -38,6 +38,8 @@ extern "C" {
  * call in the same thread; "" when nothing has failed yet.
  */
 UDX_API const char *udx_errmsg(void);
+/** udx_errclear() - forget the message (so that a later one is known new). */
+UDX_API void udx_errclear(void);
 
 /**
  * udx_parse_size() - parse a size such as "4096", "64K", "2M", "1G", "3T".

@@ -31,6 +31,11 @@ void udx_err_clear(void)
 	udx_errbuf[0] = '\0';
 }
 
+void udx_errclear(void)
+{
+	udx_err_clear();
+}
+
 void udx_bug(const char *file, int line, const char *cond)
 {
 	fprintf(stderr, "udaxfs: BUG at %s:%d: %s\n", file, line, cond);

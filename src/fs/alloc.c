@@ -1466,6 +1466,19 @@ bool alloc_is_free(struct udx_alloc *a, uint64_t blk, uint64_t len)
 	return ret;
 }
 
+bool alloc_range_owned(struct udx_alloc *a, uint64_t blk, uint64_t len)
+{
+	uint64_t s = blk - a->a_base;
+	bool ret;
+
+	if (len == 0 || blk < a->a_first || blk >= a->a_end || len > a->a_end - blk)
+		return false;
+	alloc_lock(a);
+	ret = next_clear(a->a_bits, s, s + len) == s + len;
+	alloc_unlock(a);
+	return ret;
+}
+
 #ifdef UDX_DEBUG
 /* Check the summary level; returns the number of members. */
 static uint64_t bset_verify(const struct bset *bs)

@@ -58,6 +58,9 @@ void alloc_exclude(struct udx_alloc *a, uint64_t blk, uint64_t len);
 
 /** alloc_is_free() - true when every block of the range is free. */
 bool alloc_is_free(struct udx_alloc *a, uint64_t blk, uint64_t len);
+/** alloc_range_owned() - true when every block of the range is in use (so
+ * that freeing it is legal). */
+bool alloc_range_owned(struct udx_alloc *a, uint64_t blk, uint64_t len);
 
 struct alloc_stats {
 	uint64_t total;                 /* blocks managed */

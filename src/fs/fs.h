@@ -86,6 +86,7 @@ struct udx_fs {
 	uid_t fs_uid;                   /* owner of what the POSIX calls create */
 	gid_t fs_gid;
 	bool fs_rdonly;
+	bool fs_errors;                 /* damage seen at run time (atomic) */
 	bool fs_page_gran;              /* persistence is msync: track dirty data */
 
 	struct udx_journal fs_jn;

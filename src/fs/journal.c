@@ -316,6 +316,19 @@ int tx_alloc(struct udx_tx *tx, uint64_t want, uint64_t min, uint64_t goal,
 	return 0;
 }
 
+bool tx_allocated(const struct udx_tx *tx, uint64_t blk)
+{
+	size_t i = tx->tx_nallocs, stop = i > 32 ? i - 32 : 0;
+
+	while (i-- > stop) {
+		const struct tx_extent *e = &tx->tx_allocs[i];
+
+		if (blk - e->te_blk < e->te_len)
+			return true;
+	}
+	return false;
+}
+
 int tx_free(struct udx_tx *tx, uint64_t blk, uint64_t len)
 {
 	if (tx->tx_err)

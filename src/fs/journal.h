@@ -125,6 +125,10 @@ int tx_dirty(struct udx_tx *tx, void *addr, size_t len);
 int tx_alloc(struct udx_tx *tx, uint64_t want, uint64_t min, uint64_t goal,
 	     unsigned flags, uint64_t *blk, uint64_t *got);
 
+/** tx_allocated() - did this transaction allocate @blk?  (Looks at its
+ * latest allocations only; a miss is always safe: the caller logs.) */
+bool tx_allocated(const struct udx_tx *tx, uint64_t blk);
+
 /** tx_free() - blocks to give back once the transaction has committed (so
  * that nothing reuses them before the free is durable). */
 int tx_free(struct udx_tx *tx, uint64_t blk, uint64_t len);

@@ -31,12 +31,28 @@ static const struct udx_block_ops fs_block_ops;
 int fs_block_alloc(void *ctx, uint64_t want, uint64_t min, uint64_t goal,
 		   unsigned flags, uint64_t *blk, uint64_t *got)
 {
-	return alloc_blocks(ctx, want, min, goal, flags, blk, got);
+	struct udx_fs *fs = ctx;
+
+	return alloc_blocks(fs->fs_alloc, want, min, goal, flags, blk, got);
 }
 
+/*
+ * Freeing blocks that are already free means the metadata is damaged (two
+ * inodes claimed the same blocks): say so and leave them alone, rather than
+ * corrupt the allocator or abort the program.
+ */
 void fs_block_free(void *ctx, uint64_t blk, uint64_t len)
 {
-	alloc_free(ctx, blk, len);
+	struct udx_fs *fs = ctx;
+
+	if (!alloc_range_owned(fs->fs_alloc, blk, len)) {
+		if (!__atomic_exchange_n(&fs->fs_errors, true, __ATOMIC_RELAXED))
+			fprintf(stderr, "udaxfs: blocks %llu+%llu were freed but are not in use: "
+				"the file system is damaged; unmount it and run fsck\n",
+				(unsigned long long)blk, (unsigned long long)len);
+		return;
+	}
+	alloc_free(fs->fs_alloc, blk, len);
 }
 
 static const struct udx_block_ops fs_block_ops = {
@@ -432,7 +448,7 @@ int udx_mount(struct udx_dev *dev, const struct udx_mount_opts *opts, struct udx
 		goto out_free;
 	}
 	ret = journal_init(&fs->fs_jn, dev, fs->fs_sb->s_jstart, fs->fs_sb->s_jlanes,
-			   fs->fs_sb->s_jlane_blocks, &fs_block_ops, fs->fs_alloc);
+			   fs->fs_sb->s_jlane_blocks, &fs_block_ops, fs);
 	if (ret)
 		goto out_alloc;
 	if (fs->fs_sb->s_state == UDX_STATE_DIRTY) {
