@@ -8,6 +8,7 @@
 # Build trees live under build/<flavour>.  Long stress and soak runs:
 #   UDX_STRESS_SECONDS=600 make test      (per stress test; default is short)
 
+MAKEFLAGS += --no-print-directory
 BUILD     ?= build
 JOBS      ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE     ?= cmake
@@ -19,6 +20,11 @@ cfg_normal  = -DCMAKE_BUILD_TYPE=RelWithDebInfo -DUDX_DEBUG=ON
 cfg_tsan    = -DCMAKE_BUILD_TYPE=RelWithDebInfo -DUDX_DEBUG=ON -DUDX_SANITIZE=thread
 cfg_asan    = -DCMAKE_BUILD_TYPE=RelWithDebInfo -DUDX_DEBUG=ON -DUDX_SANITIZE=address
 cfg_release = -DCMAKE_BUILD_TYPE=Release
+cfg_fuzz    = -DCMAKE_BUILD_TYPE=RelWithDebInfo -DUDX_DEBUG=ON -DUDX_SANITIZE=fuzzer \
+	      -DCMAKE_C_COMPILER=clang
+
+# the fuzz run in `make test`; longer: make test-fuzz FUZZ_SECONDS=3600
+FUZZ_SECONDS ?= 30
 
 .PHONY: all deps run test bench clean
 
@@ -40,8 +46,23 @@ test-$(1): build-$(1)
 endef
 $(foreach f,$(FLAVOURS) release,$(eval $(call flavour_rules,$(f))))
 
-test: test-normal test-tsan test-asan
-	@echo "== all tests passed (normal, tsan, asan+ubsan) =="
+.PHONY: build-fuzz test-fuzz
+build-fuzz: deps
+	@$(CMAKE) -S . -B $(BUILD)/fuzz $(cfg_fuzz) >/dev/null
+	@$(CMAKE) --build $(BUILD)/fuzz -j $(JOBS) --target fuzz_image
+
+# libFuzzer on corrupted images, from the seed corpus in fuzz/corpus (the
+# corpus directory is not modified; new inputs go to a scratch directory)
+test-fuzz: build-fuzz
+	@echo "== fuzz: mount and fsck of corrupted images, $(FUZZ_SECONDS) s =="
+	@rm -rf $(BUILD)/fuzz/corpus && mkdir -p $(BUILD)/fuzz/corpus
+	@$(BUILD)/fuzz/fuzz_image -max_total_time=$(FUZZ_SECONDS) -timeout=20 \
+		-rss_limit_mb=4096 -print_final_stats=1 $(BUILD)/fuzz/corpus fuzz/corpus \
+		2> $(BUILD)/fuzz/fuzz.log || { tail -60 $(BUILD)/fuzz/fuzz.log; exit 1; }
+	@grep -E "stat::number_of_executed_units|Done" $(BUILD)/fuzz/fuzz.log | tail -2
+
+test: test-normal test-tsan test-asan test-fuzz
+	@echo "== all tests passed (normal, tsan, asan+ubsan, fuzz) =="
 
 run: build-release
 	@$(BUILD)/release/udaxfs demo
