@@ -52,6 +52,9 @@ struct fsck {
 	uint64_t cur_blocks;            /* blocks owned by the inode being checked */
 	bool cur_bad;
 	bool journal_ok;
+	bool quiet;                     /* recounting blocks: no reports */
+	bool released;                  /* repairs released inodes */
+	bool tree_damaged;              /* some inode's blocks could not be counted */
 	struct udx_journal jn;
 };
 
@@ -147,6 +150,7 @@ static bool release_inode(struct fsck *c, uint64_t ino)
 	}
 	c->imap[ino] = 0;
 	c->ok[ino] = 0;
+	c->released = true;
 	return tx_commit(&tx) == 0;
 }
 
@@ -267,6 +271,14 @@ static void mark_range(struct fsck *c, uint64_t blk, uint64_t len, const char *w
 {
 	uint64_t b, dup = 0, first = 0;
 
+	if (c->quiet) {
+		/* recounting after repairs: the checks were made already */
+		if (blk >= c->data_start && blk < c->nblocks - 1 && len <= c->nblocks - 1 - blk)
+			for (b = blk; b < blk + len; b++)
+				test_and_mark(c, b);
+		return;
+	}
+
 	if (blk < c->data_start || blk >= c->nblocks - 1 || len > c->nblocks - 1 - blk || len == 0) {
 		report(c, false, "inode %llu (%s): %s %llu+%llu lies outside the data area",
 		       (unsigned long long)c->cur_ino, type_name(c->itable[c->cur_ino].i_mode),
@@ -294,8 +306,10 @@ static void tree_problem(void *arg, const char *what)
 {
 	struct fsck *c = arg;
 
-	report(c, false, "inode %llu: %s", (unsigned long long)c->cur_ino, what);
 	c->cur_bad = true;
+	c->tree_damaged = true;
+	if (!c->quiet)
+		report(c, false, "%s", what);   /* bt_check names the inode */
 }
 
 static void tree_open(struct fsck *c, uint64_t ino, uint16_t kind, struct btree *bt)
@@ -571,7 +585,7 @@ static void check_dir(struct fsck *c, uint64_t dir)
 		report(c, false, "directory %llu: its tree cannot be read to the end",
 		       (unsigned long long)dir);
 	for (i = 0; i < nbad; i++)
-		if (!dir_remove_key(c, dir, bad[i]))
+		if (!dir_remove_key(c, dir, bad[i]) && c->o->repair && c->journal_ok)
 			c->res->repaired--;     /* reported as repaired, but was not */
 }
 
@@ -667,11 +681,46 @@ out:
 
 /* ---- phase 6: the free space checkpoint ------------------------------------ */
 
+/* Count again the blocks of the inodes that survived the repairs. */
+static void recount_blocks(struct fsck *c)
+{
+	uint64_t ino;
+
+	memset(c->used, 0, (c->nblocks + 63) / 64 * sizeof(uint64_t));
+	c->quiet = true;
+	for (ino = 1; ino < c->ninodes; ino++) {
+		const struct udx_dinode *d = &c->itable[ino];
+
+		if (!c->ok[ino])
+			continue;
+		c->cur_ino = ino;
+		if (S_ISDIR(d->i_mode)) {
+			struct btree bt;
+
+			tree_open(c, ino, UDX_BT_DIRENTS, &bt);
+			if (bt.bt_root)
+				bt_check(&bt, node_block, tree_problem, c, NULL);
+		} else if (S_ISREG(d->i_mode) ||
+			   (S_ISLNK(d->i_mode) && !(d->i_flags & UDX_IF_INLINE_LINK))) {
+			check_extents(c, ino);
+		}
+	}
+	c->quiet = false;
+}
+
 static void check_bitmap(struct fsck *c)
 {
 	uint8_t *bm = (uint8_t *)c->base + (c->sb->s_bmap_start << UDX_BLOCK_SHIFT);
 	uint64_t n = c->nblocks - 1 - c->data_start, b, diff = 0;
 	bool clean = c->sb->s_state == UDX_STATE_CLEAN;
+
+	if (c->tree_damaged) {
+		/* blocks under a damaged tree could not be counted: comparing,
+		 * or rewriting the map, would only do harm */
+		return;
+	}
+	if (c->released || c->res->repaired)
+		recount_blocks(c);      /* repairs may have freed tree nodes */
 
 	for (b = 0; b < n; b++) {
 		uint64_t blk = c->data_start + b;
