@@ -531,16 +531,16 @@ static int node_log(const struct btree *bt, struct udx_bnode *n,
 static int node_log_hdr(const struct btree *bt, struct udx_bnode *n,
 			unsigned off, unsigned len)
 {
-	int ret;
+	struct tx_range r[2] = {
+		{ (char *)n, NODE_HDR },
+		{ (char *)n + off, len },
+	};
 
 	if (len == 0)
 		return node_log(bt, n, 0, NODE_HDR);
 	if (off < NODE_HDR + LOG_GAP)
 		return node_log(bt, n, 0, off + len);
-	ret = node_log(bt, n, 0, NODE_HDR);
-	if (ret)
-		return ret;
-	return node_log(bt, n, off, len);
+	return tx_log_many(bt->bt_tx, r, 2);    /* both, one drain */
 }
 
 /* T1: [off, off + len) of @n's free space is about to be written. */

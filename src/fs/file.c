@@ -547,6 +547,31 @@ int udx_ifsync(struct udx_inode *ip, bool datasync)
 	return ret;
 }
 
+/*
+ * Free a small unlinked inode inside the caller's transaction (unlink's fast
+ * path): its blocks and its slot.  Returns -EAGAIN, having changed nothing,
+ * when it owns too much for one transaction.
+ */
+int inode_free_in_tx(struct udx_tx *tx, struct udx_inode *ip)
+{
+	struct udx_fs *fs = ip->i_fs;
+	struct udx_dinode *d = ip->i_d;
+	uint64_t done;
+	int ret = 0;
+
+	if (d->i_flags & UDX_IF_EXT_TREE)
+		return -EAGAIN;
+	if (S_ISDIR(d->i_mode))
+		ret = dir_destroy(tx, ip);
+	else if (!(d->i_flags & UDX_IF_INLINE_LINK) && d->i_nextents)
+		ret = ext_punch(tx, ip, 0, UINT64_MAX, &done, UDX_INLINE_EXTENTS + 2);
+	if (!ret)
+		ret = tx_log(tx, &fs->fs_imap[ip->i_ino], 1);
+	if (!ret)
+		fs->fs_imap[ip->i_ino] = 0;
+	return ret;
+}
+
 /* Free everything an unlinked inode owns, then its slot (called by evict,
  * with the inode unreachable).  Over several transactions when large. */
 int inode_evict_blocks(struct udx_inode *ip)

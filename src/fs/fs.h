@@ -142,6 +142,8 @@ int inode_numbers_init(struct udx_fs *fs);
 uint64_t inode_csum(uint64_t ino, const struct udx_dinode *d);
 bool inode_valid(struct udx_fs *fs, uint64_t ino);
 int inode_log(struct udx_tx *tx, struct udx_inode *ip);
+int tx_log_inodes(struct udx_tx *tx, struct udx_inode *a, struct udx_inode *b,
+		  struct udx_inode *c, struct udx_inode *d);
 void inode_seal(struct udx_inode *ip);
 int inode_reserve(struct udx_fs *fs, uint64_t *ino);
 void inode_unreserve(struct udx_fs *fs, uint64_t ino);
@@ -153,6 +155,9 @@ void inode_times(struct udx_inode *ip, struct timespec *a, struct timespec *m,
 		 struct timespec *c);
 int inode_write_times(struct udx_inode *ip);
 int inode_evict_blocks(struct udx_inode *ip);
+bool inode_claim_last(struct udx_inode *ip);
+void inode_claim_done(struct udx_inode *ip, bool freed);
+int inode_free_in_tx(struct udx_tx *tx, struct udx_inode *ip);
 int inode_flush_all(struct udx_fs *fs);
 void inode_set_nlink(struct udx_inode *ip, uint32_t nlink);
 void timespec_now(struct timespec *ts);

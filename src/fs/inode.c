@@ -122,6 +122,20 @@ int inode_log(struct udx_tx *tx, struct udx_inode *ip)
 	return tx_log(tx, ip->i_d, sizeof(*ip->i_d));
 }
 
+/* Log up to four inodes (NULLs and repeats skipped) with one drain. */
+int tx_log_inodes(struct udx_tx *tx, struct udx_inode *a, struct udx_inode *b,
+		  struct udx_inode *c, struct udx_inode *d)
+{
+	struct udx_inode *v[4] = { a, b, c, d };
+	struct tx_range r[4];
+	unsigned i, n = 0;
+
+	for (i = 0; i < 4; i++)
+		if (v[i])
+			r[n++] = (struct tx_range){ (char *)v[i]->i_d, sizeof(*v[i]->i_d) };
+	return tx_log_many(tx, r, n);
+}
+
 /* Fold dirty in-core timestamps into the device inode and recompute its
  * checksum.  After inode_log() in the same transaction. */
 void inode_seal(struct udx_inode *ip)
@@ -534,6 +548,50 @@ void udx_iput(struct udx_inode *ip)
 	busy_dec(fs);
 	if (__atomic_load_n(&fs->fs_cached, __ATOMIC_RELAXED) > fs->fs_icache_limit)
 		inode_reclaim(fs);
+}
+
+/*
+ * Unlink's fast path: when the caller's reference is the only one, mark the
+ * inode I_FREEING now, so that nobody can take a new reference (iget waits),
+ * and the caller may free it in its own transaction.  Rule 7 holds: the
+ * test "count == 1 (ours) and no other" is made under the bucket lock, as
+ * iput's.  Returns true when claimed; then end with inode_claim_done().
+ */
+bool inode_claim_last(struct udx_inode *ip)
+{
+	struct ic_bucket *b = ic_bucket(ip->i_fs, ip->i_ino);
+	bool ok;
+
+	pthread_mutex_lock(&b->b_lock);
+	ok = ip->i_state == I_LIVE && __atomic_load_n(&ip->i_count, __ATOMIC_ACQUIRE) == 1;
+	if (ok)
+		ip->i_state = I_FREEING;
+	pthread_mutex_unlock(&b->b_lock);
+	return ok;
+}
+
+/*
+ * Finish a claim: @freed says the inode's slot was freed in the caller's
+ * committed transaction (drop the struct, give the number back); otherwise
+ * it goes back to I_LIVE and the caller's iput decides as usual.
+ */
+void inode_claim_done(struct udx_inode *ip, bool freed)
+{
+	struct udx_fs *fs = ip->i_fs;
+	struct ic_bucket *b = ic_bucket(fs, ip->i_ino);
+
+	if (!freed) {
+		pthread_mutex_lock(&b->b_lock);
+		ip->i_state = I_LIVE;
+		pthread_mutex_unlock(&b->b_lock);
+		udx_iput(ip);
+		return;
+	}
+	__atomic_store_n(&ip->i_count, 0, __ATOMIC_RELEASE);
+	__atomic_fetch_sub(&fs->fs_orphans, 1, __ATOMIC_RELAXED);
+	inode_unreserve(fs, ip->i_ino);
+	inode_unhash(fs, ip);
+	busy_dec(fs);
 }
 
 uint64_t udx_iino(const struct udx_inode *ip)

@@ -190,7 +190,17 @@ void tx_begin(struct udx_journal *jn, struct udx_tx *tx)
 	struct jlane *jl = NULL;
 	unsigned i;
 
-	memset(tx, 0, sizeof(*tx));
+	tx->tx_err = 0;
+	tx->tx_seq = 0;
+	tx->tx_logged = tx->tx_logged_inl;
+	tx->tx_logged_cap = ARRAY_SIZE(tx->tx_logged_inl);
+	tx->tx_dirty = tx->tx_dirty_inl;
+	tx->tx_dirty_cap = ARRAY_SIZE(tx->tx_dirty_inl);
+	tx->tx_allocs = tx->tx_allocs_inl;
+	tx->tx_allocs_cap = ARRAY_SIZE(tx->tx_allocs_inl);
+	tx->tx_frees = tx->tx_frees_inl;
+	tx->tx_frees_cap = ARRAY_SIZE(tx->tx_frees_inl);
+	tx->tx_nlogged = tx->tx_ndirty = tx->tx_nallocs = tx->tx_nfrees = 0;
 	pthread_mutex_lock(&jn->jn_lock);
 	while (jl == NULL) {
 		for (i = 0; i < jn->jn_nlanes; i++) {
@@ -213,21 +223,31 @@ void tx_begin(struct udx_journal *jn, struct udx_tx *tx)
 	tx->tx_pos = JREC_ALIGN;
 }
 
-static int grow(void **arr, size_t *cap, size_t n, size_t elem)
+/* Make room for one more element; @inl is the array's inline storage. */
+static int grow(void **arr, size_t *cap, size_t n, size_t elem, const void *inl)
 {
 	void *p;
 	size_t ncap;
 
 	if (n < *cap)
 		return 0;
-	ncap = *cap ? *cap * 2 : 16;
-	p = realloc(*arr, ncap * elem);
+	ncap = *cap * 2;
+	if (*arr == inl) {
+		p = malloc(ncap * elem);
+		if (p)
+			memcpy(p, *arr, n * elem);
+	} else {
+		p = realloc(*arr, ncap * elem);
+	}
 	if (p == NULL)
 		return -ENOMEM;
 	*arr = p;
 	*cap = ncap;
 	return 0;
 }
+
+#define GROW(tx, f, n) grow((void **)&(tx)->f, &(tx)->f##_cap, (tx)->n, \
+			    sizeof(*(tx)->f), (tx)->f##_inl)
 
 static bool range_logged(struct udx_tx *tx, const char *a, size_t len)
 {
@@ -242,7 +262,9 @@ static bool range_logged(struct udx_tx *tx, const char *a, size_t len)
 	return false;
 }
 
-int tx_log(struct udx_tx *tx, void *addr, size_t len)
+/* Append the undo record of one range and start its flush; no drain.
+ * Returns 1 when a record was written, 0 when the range was logged already. */
+static int tx_append(struct udx_tx *tx, void *addr, size_t len)
 {
 	struct udx_journal *jn = tx->tx_jn;
 	struct jlane *jl = tx->tx_lane;
@@ -263,8 +285,7 @@ int tx_log(struct udx_tx *tx, void *addr, size_t len)
 		tx->tx_err = udx_err(-ENOSPC, "the operation is too large for a journal lane");
 		return tx->tx_err;
 	}
-	if (grow((void **)&tx->tx_logged, &tx->tx_logged_cap, tx->tx_nlogged,
-		 sizeof(*tx->tx_logged))) {
+	if (GROW(tx, tx_logged, tx_nlogged)) {
 		tx->tx_err = udx_err(-ENOMEM, "out of memory");
 		return tx->tx_err;
 	}
@@ -275,13 +296,38 @@ int tx_log(struct udx_tx *tx, void *addr, size_t len)
 	r->r_seq = tx->tx_seq;
 	memcpy(r + 1, a, len);
 	r->r_checksum = jrec_csum(r);
-	/* A stale record right after this one could have gen + seq that
-	 * continue this transaction's: an old lane cycle can't (gen is new),
-	 * so nothing to clear.  J1: durable before the caller's stores. */
-	udx_dev_persist(jn->jn_dev, r, sizeof(*r) + len);
+	udx_dev_flush(jn->jn_dev, r, sizeof(*r) + len);
 	tx->tx_pos += need;
 	tx->tx_seq++;
 	tx->tx_logged[tx->tx_nlogged++] = (struct tx_range){ a, len };
+	return 1;
+}
+
+int tx_log(struct udx_tx *tx, void *addr, size_t len)
+{
+	int ret = tx_append(tx, addr, len);
+
+	if (ret < 0)
+		return ret;
+	if (ret)
+		udx_dev_drain(tx->tx_jn->jn_dev);       /* J1 */
+	return 0;
+}
+
+int tx_log_many(struct udx_tx *tx, const struct tx_range *r, unsigned n)
+{
+	bool any = false;
+	unsigned i;
+	int ret;
+
+	for (i = 0; i < n; i++) {
+		ret = tx_append(tx, r[i].tr_addr, r[i].tr_len);
+		if (ret < 0)
+			return ret;
+		any |= ret;
+	}
+	if (any)
+		udx_dev_drain(tx->tx_jn->jn_dev);       /* J1, once for all */
 	return 0;
 }
 
@@ -289,8 +335,7 @@ int tx_dirty(struct udx_tx *tx, void *addr, size_t len)
 {
 	if (tx->tx_err)
 		return tx->tx_err;
-	if (grow((void **)&tx->tx_dirty, &tx->tx_dirty_cap, tx->tx_ndirty,
-		 sizeof(*tx->tx_dirty))) {
+	if (GROW(tx, tx_dirty, tx_ndirty)) {
 		tx->tx_err = udx_err(-ENOMEM, "out of memory");
 		return tx->tx_err;
 	}
@@ -306,8 +351,7 @@ int tx_alloc(struct udx_tx *tx, uint64_t want, uint64_t min, uint64_t goal,
 
 	if (tx->tx_err)
 		return tx->tx_err;
-	if (grow((void **)&tx->tx_allocs, &tx->tx_allocs_cap, tx->tx_nallocs,
-		 sizeof(*tx->tx_allocs)))
+	if (GROW(tx, tx_allocs, tx_nallocs))
 		return udx_err(-ENOMEM, "out of memory");
 	ret = jn->jn_bops->alloc(jn->jn_bctx, want, min, goal, flags, blk, got);
 	if (ret)
@@ -333,8 +377,7 @@ int tx_free(struct udx_tx *tx, uint64_t blk, uint64_t len)
 {
 	if (tx->tx_err)
 		return tx->tx_err;
-	if (grow((void **)&tx->tx_frees, &tx->tx_frees_cap, tx->tx_nfrees,
-		 sizeof(*tx->tx_frees))) {
+	if (GROW(tx, tx_frees, tx_nfrees)) {
 		tx->tx_err = udx_err(-ENOMEM, "out of memory");
 		return tx->tx_err;
 	}
@@ -346,10 +389,14 @@ static void tx_release(struct udx_tx *tx)
 {
 	struct udx_journal *jn = tx->tx_jn;
 
-	free(tx->tx_logged);
-	free(tx->tx_dirty);
-	free(tx->tx_allocs);
-	free(tx->tx_frees);
+	if (tx->tx_logged != tx->tx_logged_inl)
+		free(tx->tx_logged);
+	if (tx->tx_dirty != tx->tx_dirty_inl)
+		free(tx->tx_dirty);
+	if (tx->tx_allocs != tx->tx_allocs_inl)
+		free(tx->tx_allocs);
+	if (tx->tx_frees != tx->tx_frees_inl)
+		free(tx->tx_frees);
 	pthread_mutex_lock(&jn->jn_lock);
 	tx->tx_lane->jl_busy = false;
 	pthread_cond_signal(&jn->jn_cv);

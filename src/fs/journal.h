@@ -86,6 +86,10 @@ struct udx_tx {
 	size_t tx_nallocs, tx_allocs_cap;
 	struct tx_extent *tx_frees;     /* given back after commit */
 	size_t tx_nfrees, tx_frees_cap;
+	/* room for a small transaction without malloc; the arrays above point
+	 * here until they grow past it */
+	struct tx_range tx_logged_inl[16], tx_dirty_inl[8];
+	struct tx_extent tx_allocs_inl[4], tx_frees_inl[4];
 };
 
 /* Layout helpers for mkfs. */
@@ -115,6 +119,10 @@ void tx_begin(struct udx_journal *jn, struct udx_tx *tx);
  * transaction with tx_abort() (tx_commit() would too).
  */
 int tx_log(struct udx_tx *tx, void *addr, size_t len);
+
+/** tx_log_many() - tx_log() of several ranges with a single drain: log them
+ * all before changing any. */
+int tx_log_many(struct udx_tx *tx, const struct tx_range *r, unsigned n);
 
 /** tx_dirty() - [addr, addr+len) was written in blocks this transaction
  * allocated (no old bytes to save); make it durable at commit. */

@@ -120,7 +120,7 @@ int udx_icreate(struct udx_inode *dir, const char *name, mode_t mode, uid_t uid,
 	size_t len = 0, tlen = 0;
 	struct udx_dinode *d;
 	struct udx_tx tx;
-	uint64_t ino, dummy;
+	uint64_t ino;
 	int ret;
 
 	ret = check_rw(fs);
@@ -154,13 +154,8 @@ int udx_icreate(struct udx_inode *dir, const char *name, mode_t mode, uid_t uid,
 		ret = udx_err(-ENOENT, "the directory has been removed");
 		goto out_unlock;
 	}
-	ret = dir_lookup(dir, name, len, &dummy, NULL);
-	if (ret == 0) {
-		ret = udx_err(-EEXIST, "'%s' exists", name);
-		goto out_unlock;
-	}
-	if (ret != -ENOENT)
-		goto out_unlock;
+	/* a name that exists is found by dir_add(), in the transaction: the
+	 * callers look up first, so that is the rare case */
 	if (S_ISDIR(mode) && dir->i_d->i_nlink >= LINK_MAX_COUNT) {
 		ret = udx_err(-EMLINK, "too many subdirectories");
 		goto out_unlock;
@@ -170,7 +165,16 @@ int udx_icreate(struct udx_inode *dir, const char *name, mode_t mode, uid_t uid,
 		goto out_unlock;
 
 	tx_begin(&fs->fs_jn, &tx);
-	ret = inode_init_new(&tx, fs, ino, mode, uid, gid);
+	{
+		struct tx_range r[2] = {
+			{ (char *)dir->i_d, sizeof(*dir->i_d) },
+			{ (char *)&fs->fs_imap[ino], 1 },
+		};
+
+		ret = tx_log_many(&tx, r, 2);   /* one drain for both */
+	}
+	if (!ret)
+		ret = inode_init_new(&tx, fs, ino, mode, uid, gid);
 	if (ret)
 		goto out_abort;
 	d = &fs->fs_itable[ino];
@@ -184,9 +188,7 @@ int udx_icreate(struct udx_inode *dir, const char *name, mode_t mode, uid_t uid,
 			goto out_abort;
 	}
 	d->i_checksum = inode_csum(ino, d);
-	ret = inode_log(&tx, dir);
-	if (!ret)
-		ret = dir_add(&tx, dir, name, len, ino, mode_to_dtype(mode));
+	ret = dir_add(&tx, dir, name, len, ino, mode_to_dtype(mode));
 	if (ret)
 		goto out_abort;
 	if (S_ISDIR(mode))
@@ -246,9 +248,7 @@ int udx_ilink(struct udx_inode *ip, struct udx_inode *dir, const char *name)
 	if (ret)
 		goto out_unlock;
 	tx_begin(&fs->fs_jn, &tx);
-	ret = inode_log(&tx, dir);
-	if (!ret)
-		ret = inode_log(&tx, ip);
+	ret = tx_log_inodes(&tx, dir, ip, NULL, NULL);
 	if (!ret)
 		ret = dir_add(&tx, dir, name, len, ip->i_ino, mode_to_dtype(inode_mode(ip)));
 	if (ret) {
@@ -272,6 +272,7 @@ out_unlock:
 static int remove_name(struct udx_inode *dir, const char *name, bool want_dir)
 {
 	struct udx_fs *fs = dir->i_fs;
+	bool claimed = false, freed = false;
 	struct udx_inode *ip;
 	struct udx_tx tx;
 	uint64_t ino;
@@ -317,10 +318,19 @@ static int remove_name(struct udx_inode *dir, const char *name, bool want_dir)
 		if (ret < 0)
 			goto out_ip;
 	}
+	/* the last link of an inode nobody else holds: free it right here,
+	 * in the same transaction, instead of in a second one at iput */
+	claimed = (want_dir || ip->i_d->i_nlink == 1) && inode_claim_last(ip);
 	tx_begin(&fs->fs_jn, &tx);
-	ret = inode_log(&tx, dir);
-	if (!ret)
-		ret = inode_log(&tx, ip);
+	{
+		struct tx_range r[3] = {
+			{ (char *)dir->i_d, sizeof(*dir->i_d) },
+			{ (char *)ip->i_d, sizeof(*ip->i_d) },
+			{ (char *)&fs->fs_imap[ip->i_ino], 1 },     /* if it goes */
+		};
+
+		ret = tx_log_many(&tx, r, claimed ? 3 : 2);
+	}
 	if (!ret)
 		ret = dir_remove(&tx, dir, name, len);
 	if (ret) {
@@ -333,15 +343,31 @@ static int remove_name(struct udx_inode *dir, const char *name, bool want_dir)
 	} else {
 		inode_set_nlink(ip, ip->i_d->i_nlink - 1);
 	}
+	if (claimed) {
+		ret = inode_free_in_tx(&tx, ip);
+		if (ret == -EAGAIN)
+			ret = 0;                /* too big: evicted at iput */
+		else if (ret == 0)
+			freed = true;
+		if (ret) {
+			tx_abort(&tx);
+			goto out_ip;
+		}
+	}
 	inode_touch(ip, false, false, true);
 	inode_touch(dir, false, true, true);
 	inode_seal(ip);
 	inode_seal(dir);
 	ret = tx_commit(&tx);
+	if (ret)
+		freed = false;
 out_ip:
 	iunlock(ip);
 	iunlock(dir);
-	udx_iput(ip);           /* the last one frees an unlinked inode */
+	if (claimed)
+		inode_claim_done(ip, freed);
+	else
+		udx_iput(ip);           /* the last one frees an unlinked inode */
 	return ret;
 out_dir:
 	iunlock(dir);
@@ -508,13 +534,7 @@ int udx_irename(struct udx_inode *odir, const char *oname, struct udx_inode *ndi
 	}
 
 	tx_begin(&fs->fs_jn, &tx);
-	ret = inode_log(&tx, odir);
-	if (!ret && cross)
-		ret = inode_log(&tx, ndir);
-	if (!ret)
-		ret = inode_log(&tx, src);
-	if (!ret && tgt)
-		ret = inode_log(&tx, tgt);
+	ret = tx_log_inodes(&tx, odir, cross ? ndir : NULL, src, tgt);
 	if (ret)
 		goto out_abort;
 	if (flags & UDX_RENAME_EXCHANGE) {

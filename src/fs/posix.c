@@ -299,9 +299,17 @@ static int open_create(struct udx_fs *fs, struct udx_inode *start, const char *p
 		udx_iput(dir);
 		return udx_err(-EISDIR, "cannot create a directory with open()");
 	}
-	ret = udx_icreate(dir, name, S_IFREG | (mode & 07777), READ_ONCE(fs->fs_uid), READ_ONCE(fs->fs_gid), 0, NULL, &ip);
-	if (ret == -EEXIST && !(flags & O_EXCL))
-		ret = udx_ilookup(dir, name, &ip);
+	/* look first: opening an existing file must not cost a transaction */
+	ret = udx_ilookup(dir, name, &ip);
+	if (ret == 0 && (flags & O_EXCL)) {
+		udx_iput(ip);
+		ret = udx_err(-EEXIST, "'%s' exists", name);
+	} else if (ret == -ENOENT) {
+		ret = udx_icreate(dir, name, S_IFREG | (mode & 07777), READ_ONCE(fs->fs_uid),
+				  READ_ONCE(fs->fs_gid), 0, NULL, &ip);
+		if (ret == -EEXIST && !(flags & O_EXCL))        /* lost a race */
+			ret = udx_ilookup(dir, name, &ip);
+	}
 	if (ret == 0 && IS_LNK(ip) && !(flags & O_EXCL)) {
 		if ((flags & O_NOFOLLOW) || ++*links > MAX_SYMLINKS) {
 			ret = (flags & O_NOFOLLOW) ? udx_err(-ELOOP, "'%s' is a symbolic link", name) :
