@@ -226,6 +226,8 @@ int ext_lookup(struct udx_inode *ip, uint64_t lblk, struct ext_map *m)
 
 	es_open(&es, ip, NULL);
 	ret = es_find_le(&es, lblk, &e);
+	if (ret == 0 && (e.e_len == 0 || e.e_len > UDX_EXT_MAX_LEN))
+		goto damaged;
 	if (ret == 0 && lblk < e.e_lblk + e.e_len) {
 		m->m_lblk = lblk;
 		m->m_len = e.e_lblk + e.e_len - lblk;
@@ -247,9 +249,15 @@ int ext_lookup(struct udx_inode *ip, uint64_t lblk, struct ext_map *m)
 		m->m_len = UINT64_MAX - lblk;
 	else if (ret)
 		return ret;
+	else if (e.e_lblk <= lblk || e.e_len == 0)
+		goto damaged;           /* a hole of no length: never loop on it */
 	else
 		m->m_len = e.e_lblk - lblk;
 	return 0;
+
+damaged:
+	return udx_err(-EUCLEAN, "inode %llu: a malformed extent (run fsck)",
+		       (unsigned long long)ip->i_ino);
 }
 
 /* ---- changes ------------------------------------------------------------ */
