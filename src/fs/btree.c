@@ -517,13 +517,35 @@ static bool node_fresh(const struct btree *bt, uint64_t blk)
 	return tx_allocated(bt->bt_tx, blk);
 }
 
+/*
+ * Log @n ranges together with the caller's pending ranges (bt_prelog), all
+ * with one drain.  The prelog is consumed by the first log of an operation.
+ */
+static int bt_log(const struct btree *bt, const struct tx_range *r, unsigned n)
+{
+	struct btree *w = (struct btree *)bt;   /* only the prelog changes */
+	struct tx_range all[2 + BT_PRELOG_MAX];
+	unsigned i, k = 0;
+
+	if (bt->bt_nprelog == 0)
+		return tx_log_many(bt->bt_tx, r, n);
+	for (i = 0; i < bt->bt_nprelog; i++)
+		all[k++] = bt->bt_prelog[i];
+	for (i = 0; i < n; i++)
+		all[k++] = r[i];
+	w->bt_nprelog = 0;
+	return tx_log_many(bt->bt_tx, all, k);
+}
+
 /* T1: [off, off + len) of @n is about to change. */
 static int node_log(const struct btree *bt, struct udx_bnode *n,
 		    unsigned off, unsigned len)
 {
+	struct tx_range r = { (char *)n + off, len };
+
 	if (len == 0)
 		return 0;
-	return tx_log(bt->bt_tx, (char *)n + off, len);
+	return bt_log(bt, &r, 1);
 }
 
 /* T1: the header and [off, off + len) are about to change; one record when
@@ -540,7 +562,7 @@ static int node_log_hdr(const struct btree *bt, struct udx_bnode *n,
 		return node_log(bt, n, 0, NODE_HDR);
 	if (off < NODE_HDR + LOG_GAP)
 		return node_log(bt, n, 0, off + len);
-	return tx_log_many(bt->bt_tx, r, 2);    /* both, one drain */
+	return bt_log(bt, r, 2);                /* both, one drain */
 }
 
 /* T1: [off, off + len) of @n's free space is about to be written. */

@@ -30,7 +30,7 @@
 #include <stdint.h>
 #include <udaxfs/format.h>
 
-struct udx_tx;
+#include "fs/journal.h"
 
 #define BT_VAL_MAX   512
 #define BT_MAX_LEVEL 16
@@ -44,7 +44,17 @@ struct btree {
 	uint64_t bt_goal;               /* where to allocate nodes near */
 	struct udx_tx *bt_tx;           /* NULL for read-only use */
 	int64_t bt_nodes;               /* nodes allocated - freed by this ctx */
+	/*
+	 * Ranges the caller is about to change too (its inodes): the next
+	 * operation logs them with its own first node log, saving a drain.
+	 * Whatever is still pending afterwards (bt_nprelog > 0) the caller
+	 * logs itself, before changing those ranges.
+	 */
+	const struct tx_range *bt_prelog;
+	unsigned bt_nprelog;
 };
+
+#define BT_PRELOG_MAX 4
 
 struct bt_cursor {
 	const struct btree *c_bt;

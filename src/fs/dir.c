@@ -32,6 +32,16 @@ static void dir_tree(struct udx_inode *dir, struct udx_tx *tx, struct btree *bt)
 	bt->bt_tx = tx;
 }
 
+/* Ranges the caller logged through the tree's first node log, or, when the
+ * operation logged no node, now. */
+static int dir_prelog_finish(struct udx_tx *tx, struct btree *bt)
+{
+	unsigned n = bt->bt_nprelog;
+
+	bt->bt_nprelog = 0;
+	return n ? tx_log_many(tx, bt->bt_prelog, n) : 0;
+}
+
 /* Store the tree's root and node count in the (logged) directory inode. */
 static void dir_tree_sync(struct udx_inode *dir, struct btree *bt)
 {
@@ -128,7 +138,7 @@ static uint16_t make_dirent(struct udx_ddirent *de, const char *name, size_t len
 }
 
 int dir_add(struct udx_tx *tx, struct udx_inode *dir, const char *name, size_t len,
-	    uint64_t ino, unsigned type)
+	    uint64_t ino, unsigned type, const struct tx_range *pre, unsigned npre)
 {
 	char buf[sizeof(struct udx_ddirent) + UDX_NAME_MAX];
 	struct udx_ddirent *de = (struct udx_ddirent *)buf;
@@ -147,12 +157,17 @@ int dir_add(struct udx_tx *tx, struct udx_inode *dir, const char *name, size_t l
 		if (minor < 0)
 			return udx_err(-ENOSPC, "too many names in this directory share one hash");
 	}
+	bt.bt_prelog = pre;
+	bt.bt_nprelog = npre;
 	ret = bt_insert(&bt, base | (uint64_t)minor, de, make_dirent(de, name, len, ino, type));
+	if (!ret)
+		ret = dir_prelog_finish(tx, &bt);
 	dir_tree_sync(dir, &bt);
 	return ret;
 }
 
-int dir_remove(struct udx_tx *tx, struct udx_inode *dir, const char *name, size_t len)
+int dir_remove(struct udx_tx *tx, struct udx_inode *dir, const char *name, size_t len,
+	       const struct tx_range *pre, unsigned npre)
 {
 	struct btree bt;
 	uint64_t key;
@@ -165,14 +180,18 @@ int dir_remove(struct udx_tx *tx, struct udx_inode *dir, const char *name, size_
 	ret = dir_find(&bt, name_key(dir->i_fs, name, len), name, len, &key, NULL, NULL);
 	if (ret)
 		return ret;
+	bt.bt_prelog = pre;
+	bt.bt_nprelog = npre;
 	ret = bt_delete(&bt, key);
+	if (!ret)
+		ret = dir_prelog_finish(tx, &bt);
 	dir_tree_sync(dir, &bt);
 	return ret;
 }
 
 /* Point an existing name at another inode (rename over a target). */
 int dir_set(struct udx_tx *tx, struct udx_inode *dir, const char *name, size_t len,
-	    uint64_t ino, unsigned type)
+	    uint64_t ino, unsigned type, const struct tx_range *pre, unsigned npre)
 {
 	char buf[sizeof(struct udx_ddirent) + UDX_NAME_MAX];
 	struct udx_ddirent *de = (struct udx_ddirent *)buf;
@@ -187,7 +206,11 @@ int dir_set(struct udx_tx *tx, struct udx_inode *dir, const char *name, size_t l
 	ret = dir_find(&bt, name_key(dir->i_fs, name, len), name, len, &key, NULL, NULL);
 	if (ret)
 		return ret;
+	bt.bt_prelog = pre;
+	bt.bt_nprelog = npre;
 	ret = bt_update(&bt, key, de, make_dirent(de, name, len, ino, type));
+	if (!ret)
+		ret = dir_prelog_finish(tx, &bt);
 	dir_tree_sync(dir, &bt);
 	return ret;
 }

@@ -190,11 +190,14 @@ int ext_count_blocks(struct udx_fs *fs, uint64_t ino, const struct udx_dinode *d
 /* ---- dir.c ---- */
 int dir_lookup(struct udx_inode *dir, const char *name, size_t len, uint64_t *ino,
 	       unsigned *type);
+/* Changes: @pre are ranges the caller will change next (its inodes), logged
+ * with the tree's own first undo record so that one drain covers both. */
 int dir_add(struct udx_tx *tx, struct udx_inode *dir, const char *name, size_t len,
-	    uint64_t ino, unsigned type);
-int dir_remove(struct udx_tx *tx, struct udx_inode *dir, const char *name, size_t len);
+	    uint64_t ino, unsigned type, const struct tx_range *pre, unsigned npre);
+int dir_remove(struct udx_tx *tx, struct udx_inode *dir, const char *name, size_t len,
+	       const struct tx_range *pre, unsigned npre);
 int dir_set(struct udx_tx *tx, struct udx_inode *dir, const char *name, size_t len,
-	    uint64_t ino, unsigned type);
+	    uint64_t ino, unsigned type, const struct tx_range *pre, unsigned npre);
 int dir_is_empty(struct udx_inode *dir);
 int dir_destroy(struct udx_tx *tx, struct udx_inode *dir);
 int dir_iterate(struct udx_inode *dir, uint64_t cookie, udx_filldir_t fill, void *arg);

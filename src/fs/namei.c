@@ -166,12 +166,14 @@ int udx_icreate(struct udx_inode *dir, const char *name, mode_t mode, uid_t uid,
 
 	tx_begin(&fs->fs_jn, &tx);
 	{
+		/* the directory inode and the map byte are logged with the
+		 * tree's first undo record: one drain for everything */
 		struct tx_range r[2] = {
 			{ (char *)dir->i_d, sizeof(*dir->i_d) },
 			{ (char *)&fs->fs_imap[ino], 1 },
 		};
 
-		ret = tx_log_many(&tx, r, 2);   /* one drain for both */
+		ret = dir_add(&tx, dir, name, len, ino, mode_to_dtype(mode), r, 2);
 	}
 	if (!ret)
 		ret = inode_init_new(&tx, fs, ino, mode, uid, gid);
@@ -188,9 +190,6 @@ int udx_icreate(struct udx_inode *dir, const char *name, mode_t mode, uid_t uid,
 			goto out_abort;
 	}
 	d->i_checksum = inode_csum(ino, d);
-	ret = dir_add(&tx, dir, name, len, ino, mode_to_dtype(mode));
-	if (ret)
-		goto out_abort;
 	if (S_ISDIR(mode))
 		dir->i_d->i_nlink++;
 	inode_touch(dir, false, true, true);
@@ -248,9 +247,14 @@ int udx_ilink(struct udx_inode *ip, struct udx_inode *dir, const char *name)
 	if (ret)
 		goto out_unlock;
 	tx_begin(&fs->fs_jn, &tx);
-	ret = tx_log_inodes(&tx, dir, ip, NULL, NULL);
-	if (!ret)
-		ret = dir_add(&tx, dir, name, len, ip->i_ino, mode_to_dtype(inode_mode(ip)));
+	{
+		struct tx_range r[2] = {
+			{ (char *)dir->i_d, sizeof(*dir->i_d) },
+			{ (char *)ip->i_d, sizeof(*ip->i_d) },
+		};
+
+		ret = dir_add(&tx, dir, name, len, ip->i_ino, mode_to_dtype(inode_mode(ip)), r, 2);
+	}
 	if (ret) {
 		tx_abort(&tx);
 		goto out_unlock;
@@ -329,10 +333,8 @@ static int remove_name(struct udx_inode *dir, const char *name, bool want_dir)
 			{ (char *)&fs->fs_imap[ip->i_ino], 1 },     /* if it goes */
 		};
 
-		ret = tx_log_many(&tx, r, claimed ? 3 : 2);
+		ret = dir_remove(&tx, dir, name, len, r, claimed ? 3 : 2);
 	}
-	if (!ret)
-		ret = dir_remove(&tx, dir, name, len);
 	if (ret) {
 		tx_abort(&tx);
 		goto out_ip;
@@ -537,11 +539,13 @@ int udx_irename(struct udx_inode *odir, const char *oname, struct udx_inode *ndi
 	ret = tx_log_inodes(&tx, odir, cross ? ndir : NULL, src, tgt);
 	if (ret)
 		goto out_abort;
+	/* (renames are rarer: the inodes take their own drain) */
 	if (flags & UDX_RENAME_EXCHANGE) {
-		ret = dir_set(&tx, odir, oname, olen, tgt->i_ino, mode_to_dtype(inode_mode(tgt)));
+		ret = dir_set(&tx, odir, oname, olen, tgt->i_ino, mode_to_dtype(inode_mode(tgt)),
+			      NULL, 0);
 		if (!ret)
 			ret = dir_set(&tx, ndir, nname, nlen, src->i_ino,
-				      mode_to_dtype(inode_mode(src)));
+				      mode_to_dtype(inode_mode(src)), NULL, 0);
 		if (ret)
 			goto out_abort;
 		if (cross) {
@@ -557,13 +561,13 @@ int udx_irename(struct udx_inode *odir, const char *oname, struct udx_inode *ndi
 			}
 		}
 	} else {
-		ret = dir_remove(&tx, odir, oname, olen);
+		ret = dir_remove(&tx, odir, oname, olen, NULL, 0);
 		if (!ret && tgt)
 			ret = dir_set(&tx, ndir, nname, nlen, src->i_ino,
-				      mode_to_dtype(inode_mode(src)));
+				      mode_to_dtype(inode_mode(src)), NULL, 0);
 		else if (!ret)
 			ret = dir_add(&tx, ndir, nname, nlen, src->i_ino,
-				      mode_to_dtype(inode_mode(src)));
+				      mode_to_dtype(inode_mode(src)), NULL, 0);
 		if (ret)
 			goto out_abort;
 		if (tgt) {
