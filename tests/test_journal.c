@@ -111,6 +111,27 @@ static struct udx_dev *crash_copy(struct fx *f, int *rolled)
 	return c;
 }
 
+/* A crash copy in which [off, off + len) holds @bytes instead (a range that
+ * did not reach the media), recovered. */
+static struct udx_dev *crash_copy_with(struct fx *f, uint64_t off, const char *bytes,
+				       size_t len, int *rolled)
+{
+	struct udx_dev *c = tu_anon("anon:16M");
+	struct udx_journal jn;
+	struct talloc ta;
+
+	memcpy(udx_dev_addr(c), f->base, DEV_SIZE);
+	if (bytes)
+		memcpy((char *)udx_dev_addr(c) + DATA_START * 4096ull + off, bytes, len);
+	memset(&ta, 0, sizeof(ta));
+	pthread_mutex_init(&ta.lock, NULL);
+	assert_int_equal(journal_init(&jn, c, JSTART, NLANES, LANE_BLKS, &t_ops, &ta), 0);
+	*rolled = journal_recover(&jn);
+	journal_exit(&jn);
+	pthread_mutex_destroy(&ta.lock);
+	return c;
+}
+
 static void test_commit_keeps_changes(void **state)
 {
 	struct fx *f = *state;
@@ -228,6 +249,70 @@ static void test_torn_record(void **state)
 	udx_dev_close(c);
 	r->r_checksum ^= 1;
 	tx_abort(&tx);
+}
+
+/* J2: the commit record reached the media in the same drain as the data,
+ * but one changed range did not: its content checksum tells, and the
+ * transaction is rolled back as a whole. */
+static void test_commit_torn_by_crash(void **state)
+{
+	struct fx *f = *state;
+	struct udx_tx tx;
+	struct udx_dev *c;
+	char *cb;
+	int rolled;
+
+	strcpy(data(f, 0), "A-old");
+	strcpy(data(f, 8192), "B-old");
+	tx_begin(&f->jn, &tx);
+	assert_int_equal(tx_log(&tx, data(f, 0), 6), 0);
+	strcpy(data(f, 0), "A-new");
+	assert_int_equal(tx_log(&tx, data(f, 8192), 6), 0);
+	strcpy(data(f, 8192), "B-new");
+	assert_int_equal(tx_commit(&tx), 0);
+	/* the image a crash in that drain could leave: B never got there */
+	c = crash_copy_with(f, 8192, "B-old", 6, &rolled);
+	cb = (char *)udx_dev_addr(c) + DATA_START * 4096;
+	assert_int_equal(rolled, 2);
+	assert_string_equal(cb, "A-old");
+	assert_string_equal(cb + 8192, "B-old");
+	udx_dev_close(c);
+	/* and with every range there, it stands */
+	c = crash_copy_with(f, 0, NULL, 0, &rolled);
+	cb = (char *)udx_dev_addr(c) + DATA_START * 4096;
+	assert_int_equal(rolled, 0);
+	assert_string_equal(cb, "A-new");
+	assert_string_equal(cb + 8192, "B-new");
+	udx_dev_close(c);
+}
+
+/* J3: a completed commit whose range a later transaction (another lane)
+ * changed, not yet committed, at the crash: the later one is rolled back to
+ * the first one's values; the first one is not rolled back although its
+ * content checksum no longer matches. */
+static void test_later_change_keeps_commit(void **state)
+{
+	struct fx *f = *state;
+	struct udx_tx t1, t2, hold;
+	struct udx_dev *c;
+	int rolled;
+
+	strcpy(data(f, 0), "v0");
+	tx_begin(&f->jn, &hold);                        /* keep t2 off t1's lane */
+	tx_begin(&f->jn, &t1);
+	assert_int_equal(tx_log(&t1, data(f, 0), 3), 0);
+	strcpy(data(f, 0), "v1");
+	assert_int_equal(tx_commit(&t1), 0);
+	tx_begin(&f->jn, &t2);
+	assert_int_equal(tx_log(&t2, data(f, 0), 3), 0);
+	strcpy(data(f, 0), "v2");
+	c = crash_copy_with(f, 0, NULL, 0, &rolled);
+	assert_int_equal(rolled, 1);                    /* t2's one record */
+	assert_string_equal((char *)udx_dev_addr(c) + DATA_START * 4096, "v1");
+	udx_dev_close(c);
+	tx_abort(&t2);
+	assert_string_equal(data(f, 0), "v1");
+	assert_int_equal(tx_commit(&hold), 0);
 }
 
 /* J6: recovering twice (a crash during recovery) gives the same bytes. */
@@ -387,6 +472,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_abort_restores, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_crash_before_commit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_torn_record, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_commit_torn_by_crash, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_later_change_keeps_commit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_recover_idempotent, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_alloc_free_order, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lane_full_is_sticky, setup, teardown),

@@ -191,19 +191,30 @@ struct udx_ddirent {
 
 /*
  * Journal: each lane is s_jlane_blocks blocks.  Its first 64 bytes are the
- * lane header; undo records follow at 64-byte aligned offsets.  A record
- * holds the bytes a transaction is about to overwrite.
+ * lane header; the records of the lane's latest transaction follow at
+ * 64-byte aligned offsets from byte 64, then its commit record.  A record
+ * holds the bytes a transaction is about to overwrite (an undo record).
  *
- * j_done_gen is the commit word: one aligned 8-byte store, so it has no
- * checksum (a checksum beside it would make a commit two stores).
  * r_checksum = XXH3-64 of the rest of the record header and its data (one
- *              contiguous run of 24 + r_len bytes), seed 0; r_gen inside it
- *              ties the record to its transaction.
- * The records of transaction j_done_gen + 1 that precede the first invalid
- * one (bad checksum, other gen, or r_seq out of order) are rolled back, in
- * reverse, at mount.  Writing j_done_gen = gen commits transaction gen.
+ *              contiguous run), seed 0; r_gen inside it ties the record to
+ *              its transaction.
+ * r_wmark    = when the record was written, every commit numbered up to
+ *              r_wmark had completed (its single drain had returned).
+ * A commit record (struct udx_jcommit) follows the last undo record:
+ * c_content = XXH3-64 over the new contents of the logged ranges (in record
+ *             order) and of the listed new ranges (blocks the transaction
+ *             allocated and wrote), so that a commit record made durable
+ *             together with its data can be checked against it.
+ * c_checksum = XXH3-64 of the rest of the commit record and its range list.
+ *
+ * Recovery (journal.c, "Recovery"): a transaction with a valid commit record
+ * whose c_seq <= the largest r_wmark in any lane, or whose content checksum
+ * matches, is complete; any other transaction's records are rolled back, in
+ * reverse.  j_done_gen is the last generation a lane has finished with; it
+ * is written when transactions abort, at recovery and at unmount.
  */
-#define UDX_JLANE_MAGIC 0x454e414c4c4e524aull  /* "JRNLLANE" */
+#define UDX_JLANE_MAGIC  0x454e414c4c4e524aull  /* "JRNLLANE" */
+#define UDX_JCOMMIT_MAGIC 0x54494d4d4f43524aull /* "JRCOMMIT" */
 
 struct udx_jlane {
 	le64 j_magic;
@@ -215,8 +226,26 @@ struct udx_jrec {
 	le64 r_checksum;                /* of everything after it, see above */
 	le64 r_gen;
 	le64 r_off;                     /* device byte offset of the range */
+	le64 r_wmark;                   /* commits known complete when written */
 	le32 r_len;                     /* bytes of data that follow */
 	le32 r_seq;                     /* 0, 1, 2 ... within the transaction */
+};
+
+struct udx_jrange {
+	le64 g_off;
+	le32 g_len;
+	le32 g_pad;
+};
+
+struct udx_jcommit {
+	le64 c_checksum;                /* of everything after it */
+	le64 c_magic;                   /* UDX_JCOMMIT_MAGIC */
+	le64 c_gen;
+	le64 c_seq;                     /* global commit number (this mount) */
+	le64 c_content;                 /* new contents, see above */
+	le32 c_nrecs;                   /* undo records of the transaction */
+	le32 c_nnew;                    /* entries of c_new */
+	struct udx_jrange c_new[];      /* new ranges written (not logged) */
 };
 
 #define UDX_STATIC_ASSERT(c, m) _Static_assert(c, m)
@@ -229,7 +258,9 @@ UDX_STATIC_ASSERT(sizeof(struct udx_bslot) == 12, "slot is 12 bytes");
 UDX_STATIC_ASSERT(sizeof(struct udx_dext_val) == 16, "extent value is 16 bytes");
 UDX_STATIC_ASSERT(sizeof(struct udx_ddirent) == 10, "dirent header is 10 bytes");
 UDX_STATIC_ASSERT(sizeof(struct udx_jlane) == 64, "lane header is a cache line");
-UDX_STATIC_ASSERT(sizeof(struct udx_jrec) == 32, "record header is 32 bytes");
+UDX_STATIC_ASSERT(sizeof(struct udx_jrec) == 40, "record header is 40 bytes");
+UDX_STATIC_ASSERT(sizeof(struct udx_jcommit) == 48, "commit header is 48 bytes");
+UDX_STATIC_ASSERT(sizeof(struct udx_jrange) == 16, "range is 16 bytes");
 #endif
 
 #ifdef __cplusplus

@@ -236,17 +236,9 @@ static void check_journal(struct fsck *c)
 	c->journal_ok = true;
 	if (!c->o->repair) {
 		/* count, without rolling back, what recovery would undo */
-		n = 0;
-		for (i = 0; i < sb->s_jlanes; i++) {
-			struct jlane *jl = &c->jn.jn_lanes[i];
-			struct udx_jrec *r = (struct udx_jrec *)(jl->jl_area + 64);
-
-			if (jl->jl_hdr->j_magic == UDX_JLANE_MAGIC &&
-			    r->r_gen == jl->jl_hdr->j_done_gen + 1 && r->r_seq == 0)
-				n++;
-		}
-		if (n)
-			report(c, false, "%d journal lanes hold unfinished transactions "
+		n = journal_pending(&c->jn);
+		if (n > 0)
+			report(c, false, "the journal holds %d changes of unfinished transactions "
 			       "(mount, or fsck --repair, rolls them back)", n);
 		return;
 	}

@@ -2,30 +2,46 @@
 /*
  * The undo journal.
  *
+ * A transaction changes metadata in place.  Before the first store to a
+ * range it saves the range's old bytes in its lane (an undo record); its
+ * commit makes the changed ranges and a commit record durable with one
+ * drain.  Recovery rolls back every transaction that did not complete.
+ *
  * Crash invariants (the crash tests in tests/test_crash.c are organised by
  * these numbers):
  *
  *  J1. An undo record is durable before the first store to its range: tx_log
  *      appends the old bytes, flushes and drains, and only then returns.
- *  J2. Every range a transaction changed (logged ranges and ranges written in
- *      blocks it allocated) is durable before its commit word: tx_commit
- *      flushes them all and drains before it stores j_done_gen.
- *  J3. The commit word is one aligned 8-byte store.  Before it is durable the
- *      transaction's records are valid (their checksum carries the
- *      generation) and roll it back; after, they are ignored.
- *  J4. Transactions in flight at the same time change disjoint ranges (the
- *      callers' locks), so each lane rolls back on its own, in reverse order
- *      of its records, and the order of lanes does not matter.
+ *  J2. A commit makes the changed ranges (logged ranges and ranges written
+ *      in blocks it allocated) and the commit record durable with a single
+ *      drain.  The commit record carries a checksum of those ranges' new
+ *      contents, so that a crash during that drain, which may leave any
+ *      subset of them durable, is recognised: the contents do not match.
+ *  J3. A commit is complete when its drain has returned; the journal then
+ *      raises its watermark (every commit numbered up to it is complete)
+ *      before the transaction's locks are dropped.  Each undo record carries
+ *      the watermark read when it was written.  A transaction that changes a
+ *      range another one changed takes the range's lock after that one
+ *      completed, so its record's watermark covers that commit: at recovery,
+ *      a commit numbered at or below the largest watermark found in any
+ *      record is complete, even if its ranges have changed since; a commit
+ *      above it has had its ranges changed by nobody, so its content
+ *      checksum decides.
+ *  J4. Transactions not complete at the same time change disjoint ranges
+ *      (the callers hold their locks until their commit completes), so each
+ *      lane rolls back on its own, in reverse order of its records, and the
+ *      order of lanes does not matter.
  *  J5. Blocks a transaction frees reach the allocator only after its commit
- *      word is durable; blocks it allocated go back if it aborts.  A block is
- *      never reused while the transaction that freed it could still roll
- *      back.
- *  J6. Rollback is idempotent: a crash during recovery (or during
- *      tx_abort) rolls back again to the same bytes, and the commit word is
- *      written only after the rolled-back ranges are durable.
+ *      completed; blocks it allocated go back if it aborts.  A block is never
+ *      reused while the transaction that freed it could still roll back.
+ *  J6. Rollback is idempotent: a crash during recovery (or during tx_abort)
+ *      rolls back again to the same bytes.  Recovery ends, and an abort
+ *      ends, by invalidating the lane's records durably, after the rolled
+ *      back ranges are durable; mount starts every lane from scratch.
  *
  * Record format: struct udx_jrec (format.h) followed by r_len bytes, the
- * whole padded to 64 bytes; records start at offset 64 of the lane.
+ * whole padded to 64 bytes; records start at offset 64 of the lane; the
+ * commit record (struct udx_jcommit and its range list) follows the last.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -95,6 +111,8 @@ int journal_init(struct udx_journal *jn, const struct udx_dev *dev,
 	}
 	pthread_mutex_init(&jn->jn_lock, NULL);
 	pthread_cond_init(&jn->jn_cv, NULL);
+	jn->jn_next_seq = 1;
+	jn->jn_wmark = 0;
 	return 0;
 }
 
@@ -106,8 +124,8 @@ void journal_exit(struct udx_journal *jn)
 	jn->jn_lanes = NULL;
 }
 
-/* Copy the records' old bytes back, last first (J4, J6).  @n records of
- * generation @gen starting at offset 64. */
+/* Copy the records' old bytes back, last first (J4, J6): @n records of the
+ * lane's current transaction. */
 static void lane_rollback(struct udx_journal *jn, struct jlane *jl, uint64_t n)
 {
 	uint64_t *pos = NULL, p = JREC_ALIGN, i;
@@ -133,54 +151,179 @@ static void lane_rollback(struct udx_journal *jn, struct jlane *jl, uint64_t n)
 	free(pos);
 }
 
-/* Count the valid records of generation @gen at the start of the lane. */
-static uint64_t lane_scan(struct udx_journal *jn, struct jlane *jl, uint64_t gen)
+/* Forget the lane's records: the next transaction starts after @gen. */
+static void lane_invalidate(struct udx_journal *jn, struct jlane *jl, uint64_t gen)
 {
-	uint64_t p = JREC_ALIGN, n = 0;
+	struct udx_jrec *r = lane_rec(jl, JREC_ALIGN);
 
-	while (p + sizeof(struct udx_jrec) <= jl->jl_size) {
-		struct udx_jrec *r = lane_rec(jl, p);
-
-		if (r->r_gen != gen || r->r_seq != n ||
-		    r->r_len > jl->jl_size - p - sizeof(*r) ||
-		    r->r_off > jn->jn_dev_size || r->r_len > jn->jn_dev_size - r->r_off ||
-		    jrec_csum(r) != r->r_checksum)
-			break;
-		n++;
-		p += ALIGN_UP(sizeof(*r) + r->r_len, JREC_ALIGN);
-	}
-	return n;
+	WRITE_ONCE(r->r_checksum, r->r_checksum ^ 1);   /* any other value */
+	WRITE_ONCE(r->r_gen, 0);
+	udx_dev_flush(jn->jn_dev, r, sizeof(*r));
+	WRITE_ONCE(jl->jl_hdr->j_done_gen, gen);
+	udx_dev_flush(jn->jn_dev, &jl->jl_hdr->j_done_gen, sizeof(uint64_t));
+	udx_dev_drain(jn->jn_dev);
+	jl->jl_gen = gen;
 }
 
-static void lane_commit_word(struct udx_journal *jn, struct jlane *jl, uint64_t gen)
+/* What a lane holds: its latest transaction's records and commit record. */
+struct lane_state {
+	uint64_t gen;                   /* 0: no records */
+	uint64_t nrecs;
+	uint64_t end;                   /* offset after the last record */
+	uint64_t wmark;                 /* largest r_wmark of its records */
+	const struct udx_jcommit *commit;       /* NULL: none, or invalid */
+};
+
+static bool rec_ok(struct udx_journal *jn, struct jlane *jl, uint64_t p, uint64_t gen,
+		   uint64_t seq)
 {
-	WRITE_ONCE(jl->jl_hdr->j_done_gen, gen);
-	udx_dev_persist(jn->jn_dev, &jl->jl_hdr->j_done_gen, sizeof(uint64_t));
-	jl->jl_gen = gen;
+	struct udx_jrec *r = lane_rec(jl, p);
+
+	return p + sizeof(*r) <= jl->jl_size &&
+	       (gen == 0 || r->r_gen == gen) && r->r_gen != 0 && r->r_seq == seq &&
+	       r->r_len <= jl->jl_size - p - sizeof(*r) &&
+	       r->r_off <= jn->jn_dev_size && r->r_len <= jn->jn_dev_size - r->r_off &&
+	       jrec_csum(r) == r->r_checksum;
+}
+
+static uint64_t jcommit_csum(const struct udx_jcommit *c)
+{
+	return udx_csum3(&c->c_magic, sizeof(*c) - offsetof(struct udx_jcommit, c_magic) +
+			 (size_t)c->c_nnew * sizeof(c->c_new[0]));
+}
+
+static void lane_read(struct udx_journal *jn, struct jlane *jl, struct lane_state *ls)
+{
+	const struct udx_jcommit *c;
+	uint64_t p = JREC_ALIGN;
+
+	memset(ls, 0, sizeof(*ls));
+	if (!rec_ok(jn, jl, p, 0, 0))
+		return;
+	ls->gen = lane_rec(jl, p)->r_gen;
+	if (ls->gen <= jl->jl_hdr->j_done_gen) {
+		ls->gen = 0;            /* finished with before: stale */
+		return;
+	}
+	while (rec_ok(jn, jl, p, ls->gen, ls->nrecs)) {
+		struct udx_jrec *r = lane_rec(jl, p);
+
+		ls->wmark = MAX(ls->wmark, r->r_wmark);
+		ls->nrecs++;
+		p += ALIGN_UP(sizeof(*r) + r->r_len, JREC_ALIGN);
+	}
+	ls->end = p;
+	c = (const struct udx_jcommit *)(jl->jl_area + p);
+	if (p + sizeof(*c) <= jl->jl_size && c->c_magic == UDX_JCOMMIT_MAGIC &&
+	    c->c_gen == ls->gen && c->c_nrecs == ls->nrecs &&
+	    c->c_nnew <= (jl->jl_size - p - sizeof(*c)) / sizeof(c->c_new[0]) &&
+	    jcommit_csum(c) == c->c_checksum)
+		ls->commit = c;
+}
+
+/* The content checksum of a transaction as the device holds it now. */
+static bool lane_content_matches(struct udx_journal *jn, struct jlane *jl,
+				 const struct lane_state *ls)
+{
+	const struct udx_jcommit *c = ls->commit;
+	XXH3_state_t st;
+	uint64_t p = JREC_ALIGN, i;
+
+	XXH3_64bits_reset(&st);
+	for (i = 0; i < ls->nrecs; i++) {
+		struct udx_jrec *r = lane_rec(jl, p);
+
+		XXH3_64bits_update(&st, jn->jn_base + r->r_off, r->r_len);
+		p += ALIGN_UP(sizeof(*r) + r->r_len, JREC_ALIGN);
+	}
+	for (i = 0; i < c->c_nnew; i++) {
+		if (c->c_new[i].g_off > jn->jn_dev_size ||
+		    c->c_new[i].g_len > jn->jn_dev_size - c->c_new[i].g_off)
+			return false;
+		XXH3_64bits_update(&st, jn->jn_base + c->c_new[i].g_off, c->c_new[i].g_len);
+	}
+	return XXH3_64bits_digest(&st) == c->c_content;
+}
+
+/*
+ * Recovery: find each lane's latest transaction, decide which completed
+ * (J3), roll back the others (J4), then start every lane afresh (J6).
+ * Returns the number of records rolled back, or -EUCLEAN.
+ */
+static int journal_analyse(struct udx_journal *jn, bool apply)
+{
+	struct lane_state *ls;
+	uint64_t wmark = 0;
+	unsigned i;
+	int total = 0;
+
+	ls = calloc(jn->jn_nlanes, sizeof(*ls));
+	if (ls == NULL)
+		return udx_err(-ENOMEM, "out of memory");
+	for (i = 0; i < jn->jn_nlanes; i++) {
+		struct jlane *jl = &jn->jn_lanes[i];
+
+		if (jl->jl_hdr->j_magic != UDX_JLANE_MAGIC) {
+			free(ls);
+			return udx_err(-EUCLEAN, "journal lane %u has a damaged header (run fsck)", i);
+		}
+		lane_read(jn, jl, &ls[i]);
+		wmark = MAX(wmark, ls[i].wmark);
+	}
+	for (i = 0; i < jn->jn_nlanes; i++) {
+		struct jlane *jl = &jn->jn_lanes[i];
+		bool complete;
+
+		if (ls[i].gen == 0)
+			continue;
+		complete = ls[i].commit &&
+			   (ls[i].commit->c_seq <= wmark || lane_content_matches(jn, jl, &ls[i]));
+		if (!complete) {
+			total += (int)ls[i].nrecs;
+			if (apply)
+				lane_rollback(jn, jl, ls[i].nrecs);
+		}
+	}
+	if (apply) {
+		for (i = 0; i < jn->jn_nlanes; i++) {
+			struct jlane *jl = &jn->jn_lanes[i];
+
+			lane_invalidate(jn, jl, MAX(jl->jl_hdr->j_done_gen, ls[i].gen));
+		}
+	}
+	free(ls);
+	return total;
 }
 
 int journal_recover(struct udx_journal *jn)
 {
+	return journal_analyse(jn, true);
+}
+
+int journal_pending(struct udx_journal *jn)
+{
+	return journal_analyse(jn, false);
+}
+
+/* Mark lanes finished at unmount, so the next mount starts from scratch. */
+void journal_close(struct udx_journal *jn)
+{
 	unsigned i;
-	int total = 0;
 
-	for (i = 0; i < jn->jn_nlanes; i++) {
-		struct jlane *jl = &jn->jn_lanes[i];
-		uint64_t gen, n;
+	for (i = 0; i < jn->jn_nlanes; i++)
+		lane_invalidate(jn, &jn->jn_lanes[i], jn->jn_lanes[i].jl_gen);
+}
 
-		if (jl->jl_hdr->j_magic != UDX_JLANE_MAGIC)
-			return udx_err(-EUCLEAN, "journal lane %u has a damaged header (run fsck)", i);
-		gen = jl->jl_hdr->j_done_gen + 1;
-		n = lane_scan(jn, jl, gen);
-		if (n == 0) {
-			jl->jl_gen = gen - 1;
-			continue;
-		}
-		lane_rollback(jn, jl, n);
-		lane_commit_word(jn, jl, gen);          /* J6: after the data */
-		total += (int)n;
-	}
-	return total;
+/* The commit numbered @seq completed: raise the watermark over every
+ * completed commit in order (J3). */
+static void journal_complete(struct udx_journal *jn, uint64_t seq)
+{
+	pthread_mutex_lock(&jn->jn_lock);
+	jn->jn_done[seq % JN_RING] = seq;
+	while (jn->jn_done[(jn->jn_wmark + 1) % JN_RING] == jn->jn_wmark + 1)
+		__atomic_store_n(&jn->jn_wmark, jn->jn_wmark + 1, __ATOMIC_RELEASE);
+	jn->jn_commits++;
+	pthread_mutex_unlock(&jn->jn_lock);
 }
 
 /* ---- transactions ------------------------------------------------------ */
@@ -281,7 +424,7 @@ static int tx_append(struct udx_tx *tx, void *addr, size_t len)
 	if (range_logged(tx, a, len))
 		return 0;
 	need = ALIGN_UP(sizeof(*r) + len, JREC_ALIGN);
-	if (tx->tx_pos + need > jl->jl_size) {
+	if (tx->tx_pos + need + JN_COMMIT_ROOM > jl->jl_size) {
 		tx->tx_err = udx_err(-ENOSPC, "the operation is too large for a journal lane");
 		return tx->tx_err;
 	}
@@ -292,6 +435,7 @@ static int tx_append(struct udx_tx *tx, void *addr, size_t len)
 	r = lane_rec(jl, tx->tx_pos);
 	r->r_gen = tx->tx_gen;
 	r->r_off = (uint64_t)(a - jn->jn_base);
+	r->r_wmark = __atomic_load_n(&jn->jn_wmark, __ATOMIC_ACQUIRE);     /* J3 */
 	r->r_len = (uint32_t)len;
 	r->r_seq = tx->tx_seq;
 	memcpy(r + 1, a, len);
@@ -409,10 +553,10 @@ void tx_abort(struct udx_tx *tx)
 	struct udx_journal *jn = tx->tx_jn;
 	size_t i;
 
-	/* roll back what was changed in place, then close the generation */
+	/* roll back what was changed in place, then forget the records (J6) */
 	lane_rollback(jn, tx->tx_lane, tx->tx_seq);
 	if (tx->tx_seq)
-		lane_commit_word(jn, tx->tx_lane, tx->tx_gen);
+		lane_invalidate(jn, tx->tx_lane, tx->tx_gen);
 	for (i = 0; i < tx->tx_nallocs; i++)
 		jn->jn_bops->free(jn->jn_bctx, tx->tx_allocs[i].te_blk, tx->tx_allocs[i].te_len);
 	pthread_mutex_lock(&jn->jn_lock);
@@ -424,31 +568,63 @@ void tx_abort(struct udx_tx *tx)
 int tx_commit(struct udx_tx *tx)
 {
 	struct udx_journal *jn = tx->tx_jn;
-	size_t i;
+	struct jlane *jl = tx->tx_lane;
+	struct udx_jcommit *c;
+	XXH3_state_t st;
+	uint64_t seq;
+	size_t i, room;
 	int ret = tx->tx_err;
 
 	if (ret) {
 		tx_abort(tx);
 		return ret;
 	}
-	if (tx->tx_seq == 0 && tx->tx_ndirty == 0 && tx->tx_nfrees == 0) {
-		tx_release(tx);         /* nothing changed */
+	if (tx->tx_seq == 0 && tx->tx_ndirty == 0) {
+		/* nothing logged or written: frees only (J5 holds trivially) */
+		for (i = 0; i < tx->tx_nfrees; i++)
+			jn->jn_bops->free(jn->jn_bctx, tx->tx_frees[i].te_blk,
+					  tx->tx_frees[i].te_len);
+		tx_release(tx);
 		return 0;
 	}
-	/* J2 */
-	for (i = 0; i < tx->tx_nlogged; i++)
+	c = (struct udx_jcommit *)(jl->jl_area + tx->tx_pos);
+	room = (jl->jl_size - tx->tx_pos - sizeof(*c)) / sizeof(c->c_new[0]);
+	if (tx->tx_ndirty > room) {
+		/* more new ranges than the commit record can list: make them
+		 * durable on their own first, and list none */
+		for (i = 0; i < tx->tx_ndirty; i++)
+			udx_dev_flush(jn->jn_dev, tx->tx_dirty[i].tr_addr, tx->tx_dirty[i].tr_len);
+		udx_dev_drain(jn->jn_dev);
+		tx->tx_ndirty = 0;
+	}
+	/* J2: the ranges and the commit record, one drain */
+	XXH3_64bits_reset(&st);
+	for (i = 0; i < tx->tx_nlogged; i++) {
 		udx_dev_flush(jn->jn_dev, tx->tx_logged[i].tr_addr, tx->tx_logged[i].tr_len);
-	for (i = 0; i < tx->tx_ndirty; i++)
+		XXH3_64bits_update(&st, tx->tx_logged[i].tr_addr, tx->tx_logged[i].tr_len);
+	}
+	for (i = 0; i < tx->tx_ndirty; i++) {
 		udx_dev_flush(jn->jn_dev, tx->tx_dirty[i].tr_addr, tx->tx_dirty[i].tr_len);
+		XXH3_64bits_update(&st, tx->tx_dirty[i].tr_addr, tx->tx_dirty[i].tr_len);
+		c->c_new[i].g_off = (uint64_t)(tx->tx_dirty[i].tr_addr - jn->jn_base);
+		c->c_new[i].g_len = (uint32_t)tx->tx_dirty[i].tr_len;
+		c->c_new[i].g_pad = 0;
+	}
+	seq = __atomic_fetch_add(&jn->jn_next_seq, 1, __ATOMIC_RELAXED);
+	c->c_magic = UDX_JCOMMIT_MAGIC;
+	c->c_gen = tx->tx_gen;
+	c->c_seq = seq;
+	c->c_content = XXH3_64bits_digest(&st);
+	c->c_nrecs = tx->tx_seq;
+	c->c_nnew = (uint32_t)tx->tx_ndirty;
+	c->c_checksum = jcommit_csum(c);
+	udx_dev_flush(jn->jn_dev, c, sizeof(*c) + tx->tx_ndirty * sizeof(c->c_new[0]));
 	udx_dev_drain(jn->jn_dev);
-	/* J3 */
-	lane_commit_word(jn, tx->tx_lane, tx->tx_gen);
-	/* J5 */
+	/* J3: complete; then J5 */
+	jl->jl_gen = tx->tx_gen;
+	journal_complete(jn, seq);
 	for (i = 0; i < tx->tx_nfrees; i++)
 		jn->jn_bops->free(jn->jn_bctx, tx->tx_frees[i].te_blk, tx->tx_frees[i].te_len);
-	pthread_mutex_lock(&jn->jn_lock);
-	jn->jn_commits++;
-	pthread_mutex_unlock(&jn->jn_lock);
 	tx_release(tx);
 	return 0;
 }

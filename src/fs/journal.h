@@ -39,6 +39,11 @@ struct udx_block_ops {
 	void (*free)(void *ctx, uint64_t blk, uint64_t len);
 };
 
+/* Commits in flight at once are at most the number of lanes (64). */
+#define JN_RING 128
+/* Lane bytes kept for the commit record: its header and 32 new ranges. */
+#define JN_COMMIT_ROOM (sizeof(struct udx_jcommit) + 32 * sizeof(struct udx_jrange))
+
 struct jlane {
 	struct udx_jlane *jl_hdr;       /* in device memory */
 	char *jl_area;                  /* the lane, jl_size bytes */
@@ -60,6 +65,10 @@ struct udx_journal {
 	const struct udx_block_ops *jn_bops;
 	void *jn_bctx;
 	uint64_t jn_commits, jn_aborts; /* jn_lock */
+	uint64_t jn_next_seq;           /* atomic: the next commit's number */
+	uint64_t jn_wmark;              /* commits up to this one completed (J3);
+					   written under jn_lock, read atomically */
+	uint64_t jn_done[JN_RING];      /* jn_lock: completed numbers above it */
 };
 
 struct tx_range {
@@ -107,6 +116,13 @@ void journal_exit(struct udx_journal *jn);
  * or -EUCLEAN when a lane header is damaged.
  */
 int journal_recover(struct udx_journal *jn);
+
+/** journal_pending() - the records journal_recover() would roll back, without
+ * touching anything (fsck's check mode). */
+int journal_pending(struct udx_journal *jn);
+
+/** journal_close() - at unmount: mark every lane finished. */
+void journal_close(struct udx_journal *jn);
 
 /** tx_begin() - take a free lane (waits for one) and start a transaction. */
 void tx_begin(struct udx_journal *jn, struct udx_tx *tx);

@@ -513,6 +513,7 @@ static int fs_shutdown(struct udx_fs *fs)
 		ret = inode_flush_all(fs);
 		if (fs->fs_page_gran)
 			udx_dev_flush(fs->fs_dev, fs->fs_base, fs->fs_nblocks << UDX_BLOCK_SHIFT);
+		journal_close(&fs->fs_jn);
 		alloc_save(fs->fs_alloc, fs_block(fs, fs->fs_sb->s_bmap_start));
 		udx_dev_persist(fs->fs_dev, fs_block(fs, fs->fs_sb->s_bmap_start),
 				fs->fs_sb->s_bmap_blocks << UDX_BLOCK_SHIFT);
