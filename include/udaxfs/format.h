@@ -201,10 +201,11 @@ struct udx_ddirent {
  * r_wmark    = when the record was written, every commit numbered up to
  *              r_wmark had completed (its single drain had returned).
  * A commit record (struct udx_jcommit) follows the last undo record:
- * c_content = XXH3-64 over the new contents of the logged ranges (in record
- *             order) and of the listed new ranges (blocks the transaction
- *             allocated and wrote), so that a commit record made durable
- *             together with its data can be checked against it.
+ * c_content = the new contents of the logged ranges (in record order) and of
+ *             the listed new ranges (blocks the transaction allocated and
+ *             wrote), chained: h = XXH3-64(range, seed = h), from h = 0; so
+ *             that a commit record made durable together with its data can
+ *             be checked against it.
  * c_checksum = XXH3-64 of the rest of the commit record and its range list.
  *
  * Recovery (journal.c, "Recovery"): a transaction with a valid commit record

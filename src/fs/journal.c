@@ -221,28 +221,33 @@ static void lane_read(struct udx_journal *jn, struct jlane *jl, struct lane_stat
 		ls->commit = c;
 }
 
+/* The content checksum: XXH3-64 of each range in turn, seeded with the
+ * checksum so far (short inputs take XXH3's fast paths). */
+static inline uint64_t content_step(uint64_t h, const void *p, size_t len)
+{
+	return XXH3_64bits_withSeed(p, len, h);
+}
+
 /* The content checksum of a transaction as the device holds it now. */
 static bool lane_content_matches(struct udx_journal *jn, struct jlane *jl,
 				 const struct lane_state *ls)
 {
 	const struct udx_jcommit *c = ls->commit;
-	XXH3_state_t st;
-	uint64_t p = JREC_ALIGN, i;
+	uint64_t p = JREC_ALIGN, i, h = 0;
 
-	XXH3_64bits_reset(&st);
 	for (i = 0; i < ls->nrecs; i++) {
 		struct udx_jrec *r = lane_rec(jl, p);
 
-		XXH3_64bits_update(&st, jn->jn_base + r->r_off, r->r_len);
+		h = content_step(h, jn->jn_base + r->r_off, r->r_len);
 		p += ALIGN_UP(sizeof(*r) + r->r_len, JREC_ALIGN);
 	}
 	for (i = 0; i < c->c_nnew; i++) {
 		if (c->c_new[i].g_off > jn->jn_dev_size ||
 		    c->c_new[i].g_len > jn->jn_dev_size - c->c_new[i].g_off)
 			return false;
-		XXH3_64bits_update(&st, jn->jn_base + c->c_new[i].g_off, c->c_new[i].g_len);
+		h = content_step(h, jn->jn_base + c->c_new[i].g_off, c->c_new[i].g_len);
 	}
-	return XXH3_64bits_digest(&st) == c->c_content;
+	return h == c->c_content;
 }
 
 /*
@@ -570,8 +575,7 @@ int tx_commit(struct udx_tx *tx)
 	struct udx_journal *jn = tx->tx_jn;
 	struct jlane *jl = tx->tx_lane;
 	struct udx_jcommit *c;
-	XXH3_state_t st;
-	uint64_t seq;
+	uint64_t seq, h = 0;
 	size_t i, room;
 	int ret = tx->tx_err;
 
@@ -598,14 +602,13 @@ int tx_commit(struct udx_tx *tx)
 		tx->tx_ndirty = 0;
 	}
 	/* J2: the ranges and the commit record, one drain */
-	XXH3_64bits_reset(&st);
 	for (i = 0; i < tx->tx_nlogged; i++) {
 		udx_dev_flush(jn->jn_dev, tx->tx_logged[i].tr_addr, tx->tx_logged[i].tr_len);
-		XXH3_64bits_update(&st, tx->tx_logged[i].tr_addr, tx->tx_logged[i].tr_len);
+		h = content_step(h, tx->tx_logged[i].tr_addr, tx->tx_logged[i].tr_len);
 	}
 	for (i = 0; i < tx->tx_ndirty; i++) {
 		udx_dev_flush(jn->jn_dev, tx->tx_dirty[i].tr_addr, tx->tx_dirty[i].tr_len);
-		XXH3_64bits_update(&st, tx->tx_dirty[i].tr_addr, tx->tx_dirty[i].tr_len);
+		h = content_step(h, tx->tx_dirty[i].tr_addr, tx->tx_dirty[i].tr_len);
 		c->c_new[i].g_off = (uint64_t)(tx->tx_dirty[i].tr_addr - jn->jn_base);
 		c->c_new[i].g_len = (uint32_t)tx->tx_dirty[i].tr_len;
 		c->c_new[i].g_pad = 0;
@@ -614,7 +617,7 @@ int tx_commit(struct udx_tx *tx)
 	c->c_magic = UDX_JCOMMIT_MAGIC;
 	c->c_gen = tx->tx_gen;
 	c->c_seq = seq;
-	c->c_content = XXH3_64bits_digest(&st);
+	c->c_content = h;
 	c->c_nrecs = tx->tx_seq;
 	c->c_nnew = (uint32_t)tx->tx_ndirty;
 	c->c_checksum = jcommit_csum(c);
