@@ -50,8 +50,6 @@
  *   UDX_FSX_MODE=name       run only "normal" or "enospc"
  *   UDX_FSX_CHECK_EVERY=n   full comparison every n steps (default 200)
  *   UDX_FSX_VERBOSE=1       print every operation
- *   UDX_FSX_KNOWN_BUGS=1    drop the workarounds for known library bugs
- *                           (search "known bug")
  * A failure prints the seed, the command that reproduces it and the last
  * operations.
  */
@@ -165,7 +163,6 @@ struct fsx {
 	uint64_t deadline;              /* ns, 0: none */
 	int check_every;
 	bool verbose;
-	bool known_bugs;                /* UDX_FSX_KNOWN_BUGS: no workarounds */
 	struct mino in[NINO];
 	struct mfd fd[MAX_FDS];
 	int ndirs, nnames;
@@ -176,7 +173,6 @@ struct fsx {
 	uint64_t ffree0;                /* free inodes with only the root */
 	char hist[HIST][LINE];
 	long nenospc, nremounts, nchecks, nskipped;
-	long nknown_creat_dir;          /* the known O_CREAT-on-a-directory bug */
 	long nok[32], ncalls[32];       /* per operation: succeeded, called */
 	long nnospc[32];                /* per operation: failed with ENOSPC */
 	long last_ret;                  /* the result opres() saw last */
@@ -1453,7 +1449,6 @@ struct mopen {
 	int ino;                        /* an existing inode; 0: create */
 	int cdir;                       /* where to create */
 	char cname[UDX_NAME_MAX + 1];
-	bool creat_dir;                 /* EISDIR only for O_CREAT on a directory */
 };
 
 static int m_open_create(struct fsx *x, int start, const char *path, int flags, int *links,
@@ -1497,10 +1492,8 @@ static int m_open(struct fsx *x, const char *path, int flags, struct mopen *r)
 			ret = -ELOOP;
 	}
 	if (ret == 0 && r->ino && M(x, r->ino)->type == T_DIR &&
-	    ((flags & O_ACCMODE) != O_RDONLY || (flags & O_CREAT))) {
-		r->creat_dir = (flags & O_ACCMODE) == O_RDONLY;
+	    ((flags & O_ACCMODE) != O_RDONLY || (flags & O_CREAT)))
 		ret = -EISDIR;
-	}
 	return ret;
 }
 
@@ -1591,18 +1584,6 @@ static bool do_open(struct fsx *x, const char *path, int flags, unsigned perm, i
 	opres(x, fd);
 	if (want == 0 && r.ino == 0 && fd == -ENOSPC) {
 		enospc_nothing(x, fd, path, NULL);
-		return true;
-	}
-	if (want == -EISDIR && r.creat_dir && fd >= 0 && !x->known_bugs) {
-		/*
-		 * known bug: udx_open(dir, O_RDONLY | O_CREAT) opens the
-		 * directory; POSIX (2017) and Linux say EISDIR ("O_CREAT
-		 * without O_DIRECTORY").  Accepted as a plain read-only open
-		 * until posix.c's open_create() is fixed (UDX_FSX_KNOWN_BUGS=1:
-		 * not accepted).
-		 */
-		x->nknown_creat_dir++;
-		open_apply(x, &r, flags & ~O_CREAT, perm, fd, path);
 		return true;
 	}
 	if (want) {
@@ -1906,25 +1887,6 @@ static void apply_truncate(struct fsx *x, int ino, uint64_t size)
 	m_touch(x, ino);
 }
 
-/*
- * known bug: a shrinking truncate splits the extent at the new end before
- * it frees what lies past it; on a full device the split's tree block
- * fails with ENOSPC after the new size was committed with
- * UDX_IF_TRUNCATING set: the call fails, the size changed, the blocks stay,
- * and fsck reports "a truncate was interrupted" after every unmount (mount
- * does not finish it).  Until fixed, the enospc run does not shrink a file
- * while fewer than 64 blocks are free (UDX_FSX_KNOWN_BUGS=1: it does).
- */
-static uint64_t avoid_truncate_bug(struct fsx *x, int ino, uint64_t size)
-{
-	struct statvfs sv;
-
-	if (!x->mode->enospc || x->known_bugs || size >= M(x, ino)->size)
-		return size;
-	CHECK(x, udx_statfs(x->fs, &sv) == 0, "statfs");
-	return sv.f_bfree < 64 ? M(x, ino)->size : size;
-}
-
 static bool op_ftruncate(struct fsx *x)
 {
 	int f = pick_fd(x);
@@ -1935,7 +1897,7 @@ static bool op_ftruncate(struct fsx *x)
 	if (f < 0)
 		return false;
 	d = &x->fd[f];
-	size = avoid_truncate_bug(x, d->ino, gen_size(x, M(x, d->ino)->size));
+	size = gen_size(x, M(x, d->ino)->size);
 	if (chance(x, 3)) {
 		oplog(x, "ftruncate fd %d -1", d->fd);
 		ret = udx_ftruncate(x->fs, d->fd, -1);
@@ -1969,8 +1931,6 @@ static bool op_truncate(struct fsx *x)
 	if (want == 0 && M(x, ino)->type == T_DIR)
 		want = -EISDIR;
 	size = gen_size(x, want == 0 ? M(x, ino)->size : 0);
-	if (want == 0)
-		size = avoid_truncate_bug(x, ino, size);
 	oplog(x, "truncate %s (size %llu) %llu", path,
 	      (unsigned long long)(want == 0 ? M(x, ino)->size : 0), (unsigned long long)size);
 	ret = udx_truncate(x->fs, path, (off_t)size);
@@ -1991,23 +1951,6 @@ static const char *fmode_name(int mode)
 	case FALLOC_FL_PUNCH_HOLE: return "PUNCH_HOLE";
 	default: return "?";
 	}
-}
-
-/*
- * known bug: a punch whose range crosses exactly one block boundary without
- * covering a whole block (first == last in file.c's punch_hole(), offset
- * not aligned) zeroes its bytes through the first block's mapping: the
- * second block keeps its data and the block physically after the first
- * (another file's, or metadata) gets the zeros.  Such a range is cut at the
- * boundary until it is fixed; UDX_FSX_KNOWN_BUGS=1 keeps it.
- */
-static uint64_t avoid_punch_bug(uint64_t off, uint64_t len, uint64_t size)
-{
-	uint64_t first = blocks_of(off), last = MIN((off + len) / BLK, blocks_of(size));
-
-	if (off >= size || off % BLK == 0 || first != last || MIN(off + len, size) <= first * BLK)
-		return len;
-	return first * BLK - off;
 }
 
 static bool op_fallocate(struct fsx *x)
@@ -2036,8 +1979,6 @@ static bool op_fallocate(struct fsx *x)
 	clamp_range(x, &off, &len);
 	if (len == 0)
 		return false;
-	if ((mode & FALLOC_FL_PUNCH_HOLE) && !x->known_bugs)
-		len = avoid_punch_bug(off, len, m->size);
 	if (fd_writable(d) && chance(x, 4)) {
 		/* invalid: a punch that does not keep the size, or no length */
 		bool punch = chance(x, 50);
@@ -2190,19 +2131,6 @@ static bool op_lseek(struct fsx *x)
 	return true;
 }
 
-/*
- * known bug (since ea1dc6b): udx_mkdir() and udx_symlink() no longer look the
- * name up before creating; udx_icreate() finds an existing name only in
- * dir_add(), after it has reserved an inode and (a long symlink) allocated
- * a block.  On a full device they fail with ENOSPC where the name exists and
- * POSIX and Linux say EEXIST (mkdir -p then fails on a full file system).
- * Accepted in the enospc run until fixed (UDX_FSX_KNOWN_BUGS=1: not).
- */
-static long exists_enospc(struct fsx *x, long want)
-{
-	return want == -EEXIST && x->mode->enospc && !x->known_bugs ? -ENOSPC : 0;
-}
-
 static bool op_mkdir(struct fsx *x)
 {
 	char *path = x->pbuf, name[UDX_NAME_MAX + 1];
@@ -2223,7 +2151,7 @@ static bool op_mkdir(struct fsx *x)
 		enospc_nothing(x, ret, path, NULL);
 		return true;
 	}
-	expect(x, ret, want, exists_enospc(x, want), "mkdir");
+	expect(x, ret, want, 0, "mkdir");
 	if (ret == 0) {
 		ino = m_new(x, T_DIR, perm);
 		M(x, ino)->parent = dir;
@@ -2436,7 +2364,7 @@ static bool op_symlink(struct fsx *x)
 		enospc_nothing(x, ret, path, NULL);
 		return true;
 	}
-	expect(x, ret, want, exists_enospc(x, want), "symlink");
+	expect(x, ret, want, 0, "symlink");
 	if (ret == 0) {
 		ino = m_new(x, T_LNK, 0777);
 		M(x, ino)->target = strdup(target);
@@ -2779,7 +2707,6 @@ static void fsx_run(const struct fsx_mode *mode)
 		x->deadline = t0 + (uint64_t)(atof(secs) * 1e9);
 	x->check_every = (int)env_long("UDX_FSX_CHECK_EVERY", 200);
 	x->verbose = env_long("UDX_FSX_VERBOSE", 0) != 0;
-	x->known_bugs = env_long("UDX_FSX_KNOWN_BUGS", 0) != 0;
 	x->nblk = mode->maxsize / BLK + 2;
 	x->wbuf = malloc(mode->maxsize + 2 * BLK);
 	x->rbuf = malloc(mode->maxsize + 2 * BLK);
@@ -2854,9 +2781,6 @@ static void fsx_run(const struct fsx_mode *mode)
 	if (x->nenospc)
 		fprintf(stderr, " (the first at step %ld)", x->first_enospc);
 	fputc('\n', stderr);
-	if (x->nknown_creat_dir)
-		fprintf(stderr, "fsx %s: the known bug seen %ld times: open(directory, O_CREAT) "
-			"succeeds\n", mode->name, x->nknown_creat_dir);
 	print_stats(x);
 	udx_dev_close(x->dev);
 	free(x->wbuf);

@@ -34,14 +34,11 @@
  * aborts the test if it hangs (a deadlock).  Under ThreadSanitizer any race
  * report fails the test.
  *
- * Workarounds for library bugs are marked "known bug"; they narrow what
- * runs (no unlink or replacing rename in /shared, no udx_sync(), punches
- * cut at a block boundary).  Environment:
+ * Environment:
  *   UDX_SEED=n               the seed (printed; threads make runs differ)
  *   UDX_STRESS_SECONDS=s     how long
  *   UDX_STRESS_THREADS=n     how many threads (default 4)
  *   UDX_STRESS_VERBOSE=1     print every operation
- *   UDX_STRESS_KNOWN_BUGS=1  drop the workarounds
  */
 #include <dirent.h>
 #include <fcntl.h>
@@ -117,18 +114,6 @@ static uint64_t g_deadline;
 static int g_nthreads = 4;              /* UDX_STRESS_THREADS */
 static bool g_verbose;                  /* UDX_STRESS_VERBOSE: print every op */
 
-/*
- * known bug: udx_ilookup() finds the inode number under the directory lock
- * but takes the reference after dropping it, so an inode unlinked (or
- * renamed over) and freed in that window, and its number reused by a
- * create, is what the lookup returns: open("/shared/s1") gives another
- * thread's new directory or file.  Until that is fixed, no inode that was
- * ever reachable from /shared (where others look names up) is freed during
- * the run: no unlink or replacing rename there, publish with NOREPLACE,
- * adopted files kept (moved, exchanged, published again, never unlinked or
- * replaced).  UDX_STRESS_KNOWN_BUGS=1 runs without these limits.
- */
-static bool g_known_bugs;
 #define MAX_ADOPTED 4                   /* immutable files a thread keeps */
 
 /* ---- reporting ------------------------------------------------------------- */
@@ -407,8 +392,6 @@ static bool op_write_file(struct thr *t)
 
 	fpath(t, k, path, sizeof(path));
 	snprintf(tmp, sizeof(tmp), "/t%d/tmp", t->id);
-	if (f->present && f->immutable && !g_known_bugs)
-		return true;            /* known bug: it must not be freed (above) */
 	if (f->present && f->immutable)
 		style = 2;              /* others may hold it open: replace it */
 	thist(t, "write %s whole (style %d) size %llu", path, style, (unsigned long long)size);
@@ -477,25 +460,6 @@ static bool op_verify_file(struct thr *t)
 	return true;
 }
 
-/*
- * known bug: a punch whose range crosses exactly one block boundary without
- * covering a whole block (first == last in file.c's punch_hole(), offset
- * not aligned) zeroes its bytes through the first block's mapping: the
- * second block keeps its data and the block physically after the first
- * (another file's, or metadata) gets zeros.  Such ranges are cut at the
- * boundary until it is fixed; UDX_STRESS_KNOWN_BUGS=1 keeps them.
- */
-static uint64_t avoid_punch_bug(uint64_t off, uint64_t len, uint64_t size)
-{
-	uint64_t first = (off + 4095) / 4096;
-	uint64_t last = MIN((off + len) / 4096, (size + 4095) / 4096);
-
-	if (g_known_bugs || off >= size || !(off % 4096) || first != last ||
-	    MIN(off + len, size) <= first * 4096)
-		return len;
-	return first * 4096 - off;
-}
-
 /* Change a private file in place. */
 static bool op_mutate(struct thr *t)
 {
@@ -541,7 +505,6 @@ static bool op_mutate(struct thr *t)
 		f->size = off;
 		break;
 	case 2:                 /* punch */
-		len = avoid_punch_bug(off, len, f->size);
 		thist(t, "punch %s off %llu len %llu (size %llu)", path, (unsigned long long)off,
 		      (unsigned long long)len, (unsigned long long)f->size);
 		TEXPECT(t, udx_fallocate(g_fs, fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
@@ -570,8 +533,6 @@ static bool op_unlink(struct thr *t)
 	int k = (int)rnd(t, NFILES);
 	char path[64];
 
-	if (t->f[k].present && t->f[k].immutable && !g_known_bugs)
-		return true;            /* known bug: it must not be freed (above) */
 	fpath(t, k, path, sizeof(path));
 	thist(t, "unlink %s", path);
 	TEXPECT(t, udx_unlink(g_fs, path), t->f[k].present ? 0 : -ENOENT, 0, "unlink");
@@ -600,9 +561,6 @@ static bool op_rename_private(struct thr *t)
 		TEXPECT(t, udx_lstat(g_fs, pb, &sb), 0, 0, "lstat");
 		same = sa.st_ino == sb.st_ino;
 	}
-	if (!g_known_bugs && flags == 0 && a != b && fa->present && fb->present && fb->immutable &&
-	    !same)
-		flags = UDX_RENAME_NOREPLACE;   /* known bug: fb must not be freed (above) */
 	if (!fa->present)
 		want = -ENOENT;
 	else if ((flags & UDX_RENAME_EXCHANGE) && !fb->present)
@@ -641,17 +599,6 @@ static bool op_publish(struct thr *t)
 	fpath(t, k, pa, sizeof(pa));
 	spath(m, pb, sizeof(pb));
 	thist(t, "publish %s as %s", pa, pb);
-	if (!g_known_bugs) {
-		/* known bug: what is at pb must not be freed (above) */
-		long ret = udx_rename(g_fs, pa, pb, UDX_RENAME_NOREPLACE);
-
-		TEXPECT(t, ret, 0, -EEXIST, "publish without replacing");
-		if (ret == 0) {
-			t->f[k].present = false;
-			t->npublish++;
-		}
-		return true;
-	}
 	TEXPECT(t, udx_rename(g_fs, pa, pb, 0), 0, 0, "publish");
 	if (t->f[k].immutable) {
 		/* adopted through a name that was linked in /shared: if pb is
@@ -682,8 +629,8 @@ static bool op_adopt(struct thr *t)
 		return true;
 	for (i = 0, n = 0; i < NFILES; i++)
 		n += t->f[i].present && t->f[i].immutable;
-	if (n >= MAX_ADOPTED && !g_known_bugs)
-		return true;            /* they are kept for ever (known bug above) */
+	if (n >= MAX_ADOPTED)
+		return true;            /* enough shared files adopted */
 	spath(m, pa, sizeof(pa));
 	fpath(t, k, pb, sizeof(pb));
 	thist(t, "adopt %s as %s", pa, pb);
@@ -813,8 +760,6 @@ static bool op_shared_change(struct thr *t)
 	char pa[64], pb[64];
 	long ret;
 
-	if (!g_known_bugs && kind < 2)
-		kind += 2;              /* known bug: no unlink, nothing replaced (above) */
 	spath(a, pa, sizeof(pa));
 	spath(b, pb, sizeof(pb));
 	switch (kind) {
@@ -996,14 +941,7 @@ static bool op_sync(struct thr *t)
 	int k = (int)rnd(t, NFILES), fd;
 	char path[64];
 
-	/*
-	 * known bug: udx_sync() (inode_flush_all()) collects the numbers of
-	 * cached inodes and igets them later; one freed and re-created in
-	 * between is loaded while its creating transaction is still open
-	 * (ThreadSanitizer: fs_imap written by inode_init_new(), read by
-	 * udx_iget()).  Only with UDX_STRESS_KNOWN_BUGS=1 until it is fixed.
-	 */
-	if (g_known_bugs && (!t->f[k].present || rnd(t, 4) == 0)) {
+	if (!t->f[k].present || rnd(t, 4) == 0) {
 		thist(t, "sync");
 		TEXPECT(t, udx_sync(g_fs), 0, 0, "sync");
 		return true;
@@ -1202,7 +1140,6 @@ static void test_stress(void **state)
 
 	g_seed = tu_seed();
 	g_verbose = getenv("UDX_STRESS_VERBOSE") != NULL;
-	g_known_bugs = getenv("UDX_STRESS_KNOWN_BUGS") != NULL;
 	if (getenv("UDX_STRESS_THREADS"))
 		g_nthreads = MAX(1, MIN(MAX_THREADS, atoi(getenv("UDX_STRESS_THREADS"))));
 	tu_watchdog_start(&wd, secs * 5 + 120, "stress_fs");

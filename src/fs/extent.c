@@ -404,9 +404,25 @@ int ext_punch(struct udx_tx *tx, struct udx_inode *ip, uint64_t lblk, uint64_t e
 	int ret;
 
 	es_open(&es, ip, tx);
-	ret = ext_split_at(&es, lblk);
-	if (!ret && end != UINT64_MAX)
-		ret = ext_split_at(&es, end);
+	if (end != UINT64_MAX)
+		ret = ext_split_at(&es, end);   /* may need a tree block: first */
+	else
+		ret = 0;
+	/* an extent that starts before @lblk keeps its head: trimmed in place,
+	 * so a truncate never needs a new extent (nor a block for one) */
+	if (!ret && es_find_le(&es, lblk, &e) == 0 && e.e_lblk < lblk &&
+	    lblk < e.e_lblk + e.e_len) {
+		uint64_t keep = lblk - e.e_lblk, cut = e.e_len - keep;
+
+		ret = tx_free(tx, e.e_pblk + keep, cut);
+		if (!ret) {
+			e.e_len = (uint32_t)keep;
+			ret = es_update(&es, &e);
+		}
+		if (!ret)
+			ip->i_d->i_blocks -= cut;
+		n++;
+	}
 	while (!ret) {
 		ret = es_find_ge(&es, lblk, &e);
 		if (ret == -ENOENT || (ret == 0 && e.e_lblk >= end)) {

@@ -383,24 +383,29 @@ int udx_itruncate(struct udx_inode *ip, uint64_t size)
 	return ret;
 }
 
-/* Zero [off, off + len) inside one block, if it is mapped and written. */
-static int zero_partial(struct udx_inode *ip, uint64_t off, uint64_t len)
+/* Zero [off, off + len) of the file where it is mapped and written, block
+ * by block (each block's mapping is its own). */
+static int zero_range(struct udx_inode *ip, uint64_t off, uint64_t len)
 {
 	struct udx_fs *fs = ip->i_fs;
-	struct ext_map m;
+	uint64_t end = off + len;
 	int ret;
 
-	if (len == 0)
-		return 0;
-	ret = ext_lookup(ip, off >> UDX_BLOCK_SHIFT, &m);
-	if (ret)
-		return ret;
-	if (m.m_pblk && !m.m_unwritten) {
-		char *p = (char *)fs_block(fs, m.m_pblk) + (off & (UDX_BLOCK_SIZE - 1));
+	while (off < end) {
+		uint64_t n = MIN(end - off, UDX_BLOCK_SIZE - (off & (UDX_BLOCK_SIZE - 1)));
+		struct ext_map m;
 
-		udx_dev_memset(fs->fs_dev, p, 0, len, 0);
-		if (fs->fs_page_gran)
-			udx_dev_flush(fs->fs_dev, p, len);
+		ret = ext_lookup(ip, off >> UDX_BLOCK_SHIFT, &m);
+		if (ret)
+			return ret;
+		if (m.m_pblk && !m.m_unwritten) {
+			char *p = (char *)fs_block(fs, m.m_pblk) + (off & (UDX_BLOCK_SIZE - 1));
+
+			udx_dev_memset(fs->fs_dev, p, 0, n, 0);
+			if (fs->fs_page_gran)
+				udx_dev_flush(fs->fs_dev, p, n);
+		}
+		off += n;
 	}
 	return 0;
 }
@@ -460,26 +465,30 @@ static int falloc_range(struct udx_inode *ip, uint64_t off, uint64_t len, bool k
 	return ret;
 }
 
+/* Punch [off, off + len): whole blocks are unmapped, the partial blocks at
+ * either end are zeroed. */
 static int punch_hole(struct udx_inode *ip, uint64_t off, uint64_t len)
 {
-	uint64_t size = ip->i_d->i_size, end = off + len;
+	uint64_t size = ip->i_d->i_size, end = MIN(off + len, size);
+	/* the blocks the range covers whole go (the one holding the end of the
+	 * file too, if the range covers all of it); the rest is zeroed */
 	uint64_t first = (off + UDX_BLOCK_SIZE - 1) >> UDX_BLOCK_SHIFT;
-	uint64_t last = end >> UDX_BLOCK_SHIFT;
+	uint64_t last = MIN((off + len) >> UDX_BLOCK_SHIFT,
+			    (size + UDX_BLOCK_SIZE - 1) >> UDX_BLOCK_SHIFT);
 	int ret;
 
-	if (off >= size)
+	if (off >= end)
 		return 0;
-	end = MIN(end, size);
-	last = MIN(last, (size + UDX_BLOCK_SIZE - 1) >> UDX_BLOCK_SHIFT);
-	if (first > last || (first == last && (off & (UDX_BLOCK_SIZE - 1)))) {
-		/* inside one block */
-		return zero_partial(ip, off, end - off);
+	if (first >= last) {
+		/* no whole block inside: zero the range, one or two blocks */
+		ret = zero_range(ip, off, end - off);
+	} else {
+		ret = zero_range(ip, off, (first << UDX_BLOCK_SHIFT) - off);
+		if (!ret && end > (last << UDX_BLOCK_SHIFT))
+			ret = zero_range(ip, last << UDX_BLOCK_SHIFT, end - (last << UDX_BLOCK_SHIFT));
+		if (!ret)
+			ret = punch_blocks(ip, first, last, false);
 	}
-	ret = zero_partial(ip, off, (first << UDX_BLOCK_SHIFT) - off);
-	if (!ret && end > (last << UDX_BLOCK_SHIFT))
-		ret = zero_partial(ip, last << UDX_BLOCK_SHIFT, end - (last << UDX_BLOCK_SHIFT));
-	if (!ret && first < last)
-		ret = punch_blocks(ip, first, last, false);
 	if (!ret)
 		inode_touch(ip, false, true, true);
 	return ret;
@@ -604,8 +613,7 @@ int inode_evict_blocks(struct udx_inode *ip)
 		return ret;
 	}
 	fs->fs_imap[ip->i_ino] = 0;
-	ret = tx_commit(&tx);
-	if (ret == 0)
-		inode_unreserve(fs, ip->i_ino);         /* reusable only now (J5) */
-	return ret;
+	/* the number is given back by the caller once the struct has left the
+	 * cache: a new inode with it must not meet the old one there */
+	return tx_commit(&tx);
 }

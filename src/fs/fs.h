@@ -49,7 +49,8 @@ struct ic_bucket {
 } __attribute__((aligned(64)));
 
 /* i_state, with transitions (bucket lock held):
- *   I_NEW -> I_LIVE        iget finished loading it
+ *   I_NEW -> I_LIVE        creation committed (iget waits while I_NEW)
+ *   I_NEW -> I_FREEING     creation rolled back
  *   I_LIVE -> I_FREEING    last iput of an unlinked inode (evict), or reclaim
  *   I_FREEING -> (gone)    removed from the hash, fs_evict_cv broadcast */
 enum { I_NEW = 1, I_LIVE, I_FREEING };
@@ -149,7 +150,9 @@ int inode_reserve(struct udx_fs *fs, uint64_t *ino);
 void inode_unreserve(struct udx_fs *fs, uint64_t ino);
 int inode_init_new(struct udx_tx *tx, struct udx_fs *fs, uint64_t ino, mode_t mode,
 		   uid_t uid, gid_t gid);
-int inode_get_new(struct udx_fs *fs, uint64_t ino, struct udx_inode **ip);
+int inode_insert_new(struct udx_fs *fs, uint64_t ino, struct udx_inode **ip);
+void inode_new_done(struct udx_inode *ip);
+void inode_new_abort(struct udx_inode *ip);
 void inode_touch(struct udx_inode *ip, bool atime, bool mtime, bool ctime);
 void inode_times(struct udx_inode *ip, struct timespec *a, struct timespec *m,
 		 struct timespec *c);

@@ -80,11 +80,13 @@ int inode_numbers_init(struct udx_fs *fs)
 int inode_reserve(struct udx_fs *fs, uint64_t *ino)
 {
 	uint64_t words = (fs->fs_ninodes + 63) / 64, w, i;
-	int ret = udx_err(-ENOSPC, "no free inodes left (mkfs with more inodes)");
+	int ret = -ENOSPC;
 
 	pthread_mutex_lock(&fs->fs_ino_lock);
-	if (fs->fs_free_inodes == 0)
+	if (fs->fs_free_inodes == 0) {
+		ret = udx_err(-ENOSPC, "no free inodes left (mkfs with more inodes)");
 		goto out;
+	}
 	w = fs->fs_ino_hint / 64;
 	for (i = 0; i < words; i++, w = (w + 1) % words) {
 		uint64_t free = ~fs->fs_ino_used[w];
@@ -376,6 +378,8 @@ static struct udx_inode *inode_alloc_struct(struct udx_fs *fs, uint64_t ino)
 	return ip;
 }
 
+static void inode_unhash(struct udx_fs *fs, struct udx_inode *ip);
+
 static void wait_for_freeing(void)
 {
 	struct timespec ts = { 0, 20000 };
@@ -395,7 +399,8 @@ int udx_iget(struct udx_fs *fs, uint64_t ino, struct udx_inode **out)
 				break;
 		if (ip == NULL)
 			break;
-		if (ip->i_state == I_FREEING) {
+		if (ip->i_state != I_LIVE) {
+			/* being created or freed: its slot is in flux */
 			pthread_mutex_unlock(&b->b_lock);
 			wait_for_freeing();
 			continue;
@@ -430,10 +435,58 @@ int udx_iget(struct udx_fs *fs, uint64_t ino, struct udx_inode **out)
 	return 0;
 }
 
-/* A freshly created inode: it cannot be cached yet (its number was free). */
-int inode_get_new(struct udx_fs *fs, uint64_t ino, struct udx_inode **ip)
+/*
+ * Creation: the inode enters the cache as I_NEW, referenced, before its
+ * slot is written, so that an iget by number (a front end's stale handle)
+ * waits instead of reading a slot whose transaction may yet roll back.
+ * inode_new_done() makes it I_LIVE after the commit; inode_new_abort()
+ * removes it after a rollback.  The number is reserved (inode_reserve).
+ */
+int inode_insert_new(struct udx_fs *fs, uint64_t ino, struct udx_inode **out)
 {
-	return udx_iget(fs, ino, ip);
+	struct ic_bucket *b = ic_bucket(fs, ino);
+	struct udx_inode *ip = inode_alloc_struct(fs, ino), *o;
+
+	if (ip == NULL)
+		return udx_err(-ENOMEM, "out of memory");
+	ip->i_state = I_NEW;
+	pthread_mutex_lock(&b->b_lock);
+	for (o = b->b_head; o; o = o->i_hnext)
+		UDX_BUG_ON(o->i_ino == ino);    /* a reserved number is not cached */
+	ip->i_hnext = b->b_head;
+	b->b_head = ip;
+	busy_inc(fs);
+	__atomic_fetch_add(&fs->fs_cached, 1, __ATOMIC_RELAXED);
+	pthread_mutex_unlock(&b->b_lock);
+	*out = ip;
+	return 0;
+}
+
+void inode_new_done(struct udx_inode *ip)
+{
+	struct ic_bucket *b = ic_bucket(ip->i_fs, ip->i_ino);
+	struct udx_dinode *d = ip->i_d;
+
+	pthread_mutex_lock(&ip->i_tlock);
+	dtime_get(&d->i_atime, &ip->i_atime);
+	dtime_get(&d->i_mtime, &ip->i_mtime);
+	dtime_get(&d->i_ctime, &ip->i_ctime);
+	pthread_mutex_unlock(&ip->i_tlock);
+	pthread_mutex_lock(&b->b_lock);
+	ip->i_state = I_LIVE;
+	pthread_mutex_unlock(&b->b_lock);
+}
+
+void inode_new_abort(struct udx_inode *ip)
+{
+	struct udx_fs *fs = ip->i_fs;
+	struct ic_bucket *b = ic_bucket(fs, ip->i_ino);
+
+	pthread_mutex_lock(&b->b_lock);
+	ip->i_state = I_FREEING;
+	pthread_mutex_unlock(&b->b_lock);
+	inode_unhash(fs, ip);
+	busy_dec(fs);
 }
 
 void udx_igrab(struct udx_inode *ip)
@@ -464,9 +517,9 @@ static void inode_unhash(struct udx_fs *fs, struct udx_inode *ip)
 
 /* Free everything an unlinked inode owns: blocks, tree, slot.  Nobody else
  * can reach it (I_FREEING). */
-static void inode_evict(struct udx_fs *fs, struct udx_inode *ip)
+static bool inode_evict(struct udx_fs *fs, struct udx_inode *ip)
 {
-	int ret;
+	int ret = -EROFS;
 
 	if (!fs->fs_rdonly) {
 		ret = inode_evict_blocks(ip);
@@ -475,6 +528,7 @@ static void inode_evict(struct udx_fs *fs, struct udx_inode *ip)
 				(unsigned long long)ip->i_ino, udx_errmsg());
 	}
 	__atomic_fetch_sub(&fs->fs_orphans, 1, __ATOMIC_RELAXED);
+	return ret == 0;
 }
 
 /* Reclaim unreferenced inodes until the cache is back under its limit. */
@@ -537,8 +591,12 @@ void udx_iput(struct udx_inode *ip)
 		/* the last reference of an unlinked inode: rule 7 */
 		ip->i_state = I_FREEING;
 		pthread_mutex_unlock(&b->b_lock);
-		inode_evict(fs, ip);
+		uint64_t ino = ip->i_ino;
+		bool freed = inode_evict(fs, ip);
+
 		inode_unhash(fs, ip);
+		if (freed)
+			inode_unreserve(fs, ino);       /* reusable only now (J5) */
 		busy_dec(fs);
 		return;
 	}
@@ -579,6 +637,7 @@ void inode_claim_done(struct udx_inode *ip, bool freed)
 {
 	struct udx_fs *fs = ip->i_fs;
 	struct ic_bucket *b = ic_bucket(fs, ip->i_ino);
+	uint64_t ino = ip->i_ino;
 
 	if (!freed) {
 		pthread_mutex_lock(&b->b_lock);
@@ -589,8 +648,8 @@ void inode_claim_done(struct udx_inode *ip, bool freed)
 	}
 	__atomic_store_n(&ip->i_count, 0, __ATOMIC_RELEASE);
 	__atomic_fetch_sub(&fs->fs_orphans, 1, __ATOMIC_RELAXED);
-	inode_unreserve(fs, ip->i_ino);
 	inode_unhash(fs, ip);
+	inode_unreserve(fs, ino);       /* after the struct left the cache */
 	busy_dec(fs);
 }
 
@@ -604,10 +663,12 @@ struct udx_fs *udx_ifs(const struct udx_inode *ip)
 	return ip->i_fs;
 }
 
-/* Write back the timestamps of every cached inode (sync, unmount). */
+/* Write back the timestamps of every cached inode (sync, unmount).  The
+ * references are taken under the bucket lock on the cached structs: an
+ * inode is never reloaded by number here (its slot may be in flux). */
 int inode_flush_all(struct udx_fs *fs)
 {
-	uint64_t *inos = NULL;
+	struct udx_inode **ips = NULL;
 	size_t n, cap = 0, k;
 	unsigned i;
 	int ret = 0;
@@ -616,32 +677,31 @@ int inode_flush_all(struct udx_fs *fs)
 		struct ic_bucket *b = &fs->fs_icache[i];
 		struct udx_inode *ip;
 
-		/* collect numbers under the lock, then iget each (it may go) */
 		pthread_mutex_lock(&b->b_lock);
 		for (n = 0, ip = b->b_head; ip; ip = ip->i_hnext) {
 			if (ip->i_state != I_LIVE)
 				continue;
 			if (n == cap) {
-				uint64_t *p = realloc(inos, (cap ? cap * 2 : 64) * sizeof(*inos));
+				struct udx_inode **p = realloc(ips, (cap ? cap * 2 : 64) * sizeof(*ips));
 
 				if (p == NULL)
 					break;
-				inos = p;
+				ips = p;
 				cap = cap ? cap * 2 : 64;
 			}
-			inos[n++] = ip->i_ino;
+			if (__atomic_fetch_add(&ip->i_count, 1, __ATOMIC_ACQUIRE) == 0)
+				busy_inc(fs);
+			ips[n++] = ip;
 		}
 		pthread_mutex_unlock(&b->b_lock);
 		for (k = 0; k < n; k++) {
-			if (udx_iget(fs, inos[k], &ip) != 0)
-				continue;
-			ilock(ip);
-			if (inode_write_times(ip) && !ret)
+			ilock(ips[k]);
+			if (inode_write_times(ips[k]) && !ret)
 				ret = -EIO;
-			iunlock(ip);
-			udx_iput(ip);
+			iunlock(ips[k]);
+			udx_iput(ips[k]);
 		}
 	}
-	free(inos);
+	free(ips);
 	return ret;
 }

@@ -74,12 +74,14 @@ int udx_ilookup(struct udx_inode *dir, const char *name, struct udx_inode **ip)
 	} else {
 		ret = dir->i_d->i_nlink == 0 ? -ENOENT : dir_lookup(dir, name, len, &ino, NULL);
 	}
+	/* the reference is taken while the directory still names the inode:
+	 * released, its number could belong to another file by now */
+	if (ret == 0)
+		ret = udx_iget(dir->i_fs, ino, ip);
 	iunlock(dir);
 	if (ret == -ENOENT)
 		return udx_err(-ENOENT, "'%s' does not exist", name);
-	if (ret)
-		return ret;
-	return udx_iget(dir->i_fs, ino, ip);
+	return ret;
 }
 
 /* ---- create ------------------------------------------------------------- */
@@ -118,6 +120,7 @@ int udx_icreate(struct udx_inode *dir, const char *name, mode_t mode, uid_t uid,
 {
 	struct udx_fs *fs = dir->i_fs;
 	size_t len = 0, tlen = 0;
+	struct udx_inode *ip;
 	struct udx_dinode *d;
 	struct udx_tx tx;
 	uint64_t ino;
@@ -161,8 +164,19 @@ int udx_icreate(struct udx_inode *dir, const char *name, mode_t mode, uid_t uid,
 		goto out_unlock;
 	}
 	ret = inode_reserve(fs, &ino);
-	if (ret)
+	if (ret) {
+		uint64_t other;
+
+		/* full, but the name exists: that is the answer a user expects */
+		if (dir_lookup(dir, name, len, &other, NULL) == 0)
+			ret = udx_err(-EEXIST, "'%s' exists", name);
 		goto out_unlock;
+	}
+	ret = inode_insert_new(fs, ino, &ip);
+	if (ret) {
+		inode_unreserve(fs, ino);
+		goto out_unlock;
+	}
 
 	tx_begin(&fs->fs_jn, &tx);
 	{
@@ -195,16 +209,17 @@ int udx_icreate(struct udx_inode *dir, const char *name, mode_t mode, uid_t uid,
 	inode_touch(dir, false, true, true);
 	inode_seal(dir);
 	ret = tx_commit(&tx);
-	if (ret) {
-		inode_unreserve(fs, ino);
-		goto out_unlock;
-	}
+	if (ret)
+		goto out_new;
 	iunlock(dir);
-	ret = inode_get_new(fs, ino, out);
-	return ret;
+	inode_new_done(ip);
+	*out = ip;
+	return 0;
 
 out_abort:
 	tx_abort(&tx);
+out_new:
+	inode_new_abort(ip);
 	inode_unreserve(fs, ino);
 out_unlock:
 	iunlock(dir);
@@ -500,8 +515,12 @@ int udx_irename(struct udx_inode *odir, const char *oname, struct udx_inode *ndi
 		goto out_dirs;
 	sdir = IS_DIR(src);
 	tdir = tgt && IS_DIR(tgt);
-	if (tgt == odir && !(flags & UDX_RENAME_EXCHANGE)) {
-		ret = udx_err(-ENOTEMPTY, "'%s' is not empty", nname);
+	/* a target that is an ancestor of the source is not empty (and locking
+	 * it after its descendants would invert the lock order) */
+	if (tdir && (tgt == odir || (cross && is_below(fs, odir->i_ino, tgt->i_ino)))) {
+		ret = (flags & UDX_RENAME_EXCHANGE) ?
+		      udx_err(-EINVAL, "cannot exchange a directory with one below it") :
+		      udx_err(-ENOTEMPTY, "'%s' is not empty", nname);
 		goto out_inodes;
 	}
 	/* no directory may move below itself */

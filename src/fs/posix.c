@@ -305,12 +305,16 @@ static int open_create(struct udx_fs *fs, struct udx_inode *start, const char *p
 		udx_iput(ip);
 		ret = udx_err(-EEXIST, "'%s' exists", name);
 	} else if (ret == -ENOENT) {
+		udx_err_clear();        /* an expected miss, not the caller's failure */
 		ret = udx_icreate(dir, name, S_IFREG | (mode & 07777), READ_ONCE(fs->fs_uid),
 				  READ_ONCE(fs->fs_gid), 0, NULL, &ip);
 		if (ret == -EEXIST && !(flags & O_EXCL))        /* lost a race */
 			ret = udx_ilookup(dir, name, &ip);
 	}
-	if (ret == 0 && IS_LNK(ip) && !(flags & O_EXCL)) {
+	if (ret == 0 && IS_DIR(ip)) {
+		udx_iput(ip);
+		ret = udx_err(-EISDIR, "'%s' is a directory", name);
+	} else if (ret == 0 && IS_LNK(ip) && !(flags & O_EXCL)) {
 		if ((flags & O_NOFOLLOW) || ++*links > MAX_SYMLINKS) {
 			ret = (flags & O_NOFOLLOW) ? udx_err(-ELOOP, "'%s' is a symbolic link", name) :
 						     udx_err(-ELOOP, "too many levels of symbolic links");
@@ -673,7 +677,8 @@ static int create_path(struct udx_fs *fs, const char *path, mode_t mode, const c
 		udx_iput(dir);
 		return udx_err(-ENOENT, "'%s' names a directory", path);
 	}
-	ret = udx_icreate(dir, name, mode, READ_ONCE(fs->fs_uid), READ_ONCE(fs->fs_gid), 0, target, &ip);
+	ret = udx_icreate(dir, name, mode, READ_ONCE(fs->fs_uid), READ_ONCE(fs->fs_gid), 0,
+			  target, &ip);
 	udx_iput(dir);
 	if (ret == 0)
 		udx_iput(ip);
