@@ -56,10 +56,8 @@
  *   Library bugs found here and not fixed yet are recognised narrowly (what
  *   the check saw, and in which operation) and counted, not failed; each is
  *   described the first time it shows (see enum kbug).  Anything else
- *   fails.  UDX_CRASH_KNOWN_BUGS=1 makes them failures again.  Random
- *   punches stay inside one block when they cover no whole block, because
- *   of a bug that needs no crash (gen_op); UDX_CRASH_PUNCH_ACROSS=1 lifts
- *   that.  Remove each workaround when its bug is fixed.
+ *   fails.  UDX_CRASH_KNOWN_BUGS=1 makes them failures again.  Remove an
+ *   entry when its bug is fixed.
  *
  * The harness tests itself (crash_harness_selftest): a file system that
  * never persists one operation must be caught, and so must a model that is
@@ -85,7 +83,6 @@
  *                           overwrites are durable when the write returns
  *                           (what this device does), not only after fsync
  *   UDX_CRASH_KNOWN_BUGS=1  see above
- *   UDX_CRASH_PUNCH_ACROSS=1  see above
  *   UDX_CRASH_VERBOSE=1     print every workload's operation list
  */
 #include <fcntl.h>
@@ -735,7 +732,7 @@ static int m_create(struct model *m, const char *path, int type, unsigned perm,
 
 static int m_rename(struct model *m, const char *from, const char *to)
 {
-	char fdir[PATHMAX], tdir[PATHMAX], np[PATHMAX * 2];
+	char tdir[PATHMAX], np[PATHMAX * 2];
 	int se = m_find(m, from), te, st, i;
 	size_t flen = strlen(from);
 
@@ -748,9 +745,8 @@ static int m_rename(struct model *m, const char *from, const char *to)
 	st = m->m_f[m->m_e[se].me_ino].mf_type;
 	if (te >= 0 && m->m_e[te].me_ino == m->m_e[se].me_ino)
 		return 0;                       /* one inode: nothing to do */
-	parent_of(from, fdir);
-	if (te >= 0 && strcmp(to, fdir) == 0)
-		return -ENOTEMPTY;              /* onto its own parent */
+	if (te >= 0 && is_under(from, to))
+		return -ENOTEMPTY;              /* onto an ancestor (as Linux) */
 	if (st == T_DIR && (strcmp(tdir, from) == 0 || is_under(tdir, from)))
 		return -EINVAL;                 /* below itself */
 	if (te >= 0) {
@@ -1071,7 +1067,6 @@ static uint64_t rnd(uint64_t *rng, uint64_t n)
  */
 enum kbug {
 	KB_NONE,
-	KB_FSCK_TORN_RECORD,
 	KB_TRUNCATE_UNFINISHED,
 	KB_WRITE_PAST_EOF,
 	KB_SB_TORN,
@@ -1080,11 +1075,6 @@ enum kbug {
 };
 
 static const char *const kb_what[KB_N] = {
-	[KB_FSCK_TORN_RECORD] =
-		"fsck without repair reports \"journal lanes hold unfinished transactions\" for a "
-		"lane whose first record is torn (checksum wrong), which recovery rightly "
-		"ignores: fsck.c check_journal() tests only r_gen and r_seq, not what "
-		"journal.c lane_scan() tests",
 	[KB_TRUNCATE_UNFINISHED] =
 		"recovery does not finish an interrupted truncate: super.c finish_inodes() "
 		"calls file_truncate_locked(ip, i_size), which returns before punch_blocks() "
@@ -1112,7 +1102,6 @@ static const char *const kb_what[KB_N] = {
 };
 
 static bool g_known_bugs;               /* UDX_CRASH_KNOWN_BUGS */
-static bool g_punch_across;             /* UDX_CRASH_PUNCH_ACROSS */
 static uint64_t g_kb_hits[KB_N];
 
 /* One random operation, valid more often than not. */
@@ -1189,17 +1178,8 @@ static void gen_op(struct workload *w, const struct model *m, uint64_t *rng)
 		o = wl_add(w, (enum opk)k, m->m_e[e].me_path);
 		if (k == OP_RENAME && rnd(rng, 5) < 3) {
 			int t = pick_entry(m, rng, 1u << T_REG | 1u << T_LNK | 1u << T_DIR);
-			char dir[PATHMAX];
 
-			/* Onto an ancestor other than the parent: HEAD says
-			 * EISDIR for a file, a change in progress ENOTEMPTY
-			 * (as Linux); not worth pinning down here. */
-			parent_of(o->o_path, dir);
-			if (is_under(o->o_path, m->m_e[t].me_path) &&
-			    strcmp(dir, m->m_e[t].me_path) != 0)
-				new_path(m, rng, o->o_path2);
-			else
-				snprintf(o->o_path2, PATHMAX, "%s", m->m_e[t].me_path);
+			snprintf(o->o_path2, PATHMAX, "%s", m->m_e[t].me_path);
 		} else {
 			new_path(m, rng, o->o_path2);
 		}
@@ -1292,19 +1272,6 @@ static void gen_op(struct workload *w, const struct model *m, uint64_t *rng)
 		if (rnd(rng, 3) == 0) {
 			o->o_off &= ~(uint64_t)(BLK - 1);
 			o->o_len = BLK * (1 + rnd(rng, 2));
-		}
-		if (!g_punch_across) {
-			/* Known bug (reported): a punch that crosses a block
-			 * boundary without covering a whole block zeroes
-			 * past the first block's end in device memory, in
-			 * whatever block follows it there, and not the start
-			 * of the next file block (file.c punch_hole ->
-			 * zero_partial).  Keep such punches inside one block
-			 * unless UDX_CRASH_PUNCH_ACROSS is set. */
-			uint64_t first = (o->o_off + BLK - 1) / BLK, last = (o->o_off + o->o_len) / BLK;
-
-			if (first == last && (o->o_off % BLK) && o->o_off + o->o_len > first * BLK)
-				o->o_len = first * BLK - o->o_off;
 		}
 		return;
 	case OP_UNLINK_OPEN:
@@ -1486,33 +1453,18 @@ static int rollback_count(const uint8_t *img)
 	return n;
 }
 
-/* A line about the superblocks and journal lanes of @img. */
+/* A line about the superblocks and journal of @img (what the journal's own
+ * recovery would do, not its record layout, which is journal.c's business). */
 static void describe_image(const uint8_t *img, char *out, size_t len)
 {
 	const struct udx_dsuper *p = (const struct udx_dsuper *)img;
 	const struct udx_dsuper *b = (const struct udx_dsuper *)(img + DEV_SIZE - BLK);
-	const struct udx_dsuper *sb = sb_valid(p) ? p : sb_valid(b) ? b : NULL;
-	int n;
-	unsigned i;
 
-	n = snprintf(out, len, "image: primary superblock %s, backup %s",
-		     !sb_valid(p) ? "invalid" : p->s_state == UDX_STATE_CLEAN ? "clean" : "dirty",
-		     !sb_valid(b) ? "invalid" : b->s_state == UDX_STATE_CLEAN ? "clean" : "dirty");
-	if (sb == NULL || n < 0 || (size_t)n >= len)
-		return;
-	for (i = 0; i < sb->s_jlanes && i < 64; i++) {
-		const struct udx_jlane *h = (const struct udx_jlane *)
-			(img + ((sb->s_jstart + (uint64_t)i * sb->s_jlane_blocks) << 12));
-		const struct udx_jrec *r = (const struct udx_jrec *)((const uint8_t *)h + 64);
-		int k = snprintf(out + n, len - (size_t)n, "; lane %u done %llu, first record "
-				 "gen %llu seq %u", i, (unsigned long long)h->j_done_gen,
-				 (unsigned long long)r->r_gen, r->r_seq);
-
-		if (k < 0 || (size_t)k >= len - (size_t)n)
-			return;
-		n += k;
-	}
-	snprintf(out + n, len - (size_t)n, "; recovery rolls back %d ranges", rollback_count(img));
+	snprintf(out, len, "image: primary superblock %s, backup %s; journal recovery rolls "
+		 "back %d ranges",
+		 !sb_valid(p) ? "invalid" : p->s_state == UDX_STATE_CLEAN ? "clean" : "dirty",
+		 !sb_valid(b) ? "invalid" : b->s_state == UDX_STATE_CLEAN ? "clean" : "dirty",
+		 rollback_count(img));
 }
 
 /* ==== checking a mounted file system against the model ==================== */
@@ -1864,7 +1816,6 @@ out:
 
 struct fsck_log {
 	uint64_t fl_n;
-	uint64_t fl_lanes;              /* "journal lanes hold unfinished ..." */
 	uint64_t fl_truncating;         /* "a truncate was interrupted" */
 	char fl_first[512];
 };
@@ -1875,7 +1826,6 @@ static void fsck_cb(void *arg, const char *problem)
 
 	if (l->fl_n++ == 0)
 		snprintf(l->fl_first, sizeof(l->fl_first), "%s", problem);
-	l->fl_lanes += strstr(problem, "journal lanes hold unfinished") != NULL;
 	l->fl_truncating += strstr(problem, "a truncate was interrupted") != NULL;
 }
 
@@ -1890,21 +1840,10 @@ static bool check_fsck(struct udx_dev *dev, const struct op *inflight, enum kbug
 		return true;
 	why(w, "fsck: %s, %llu problems; the first: %s", errname(ret),
 	    (unsigned long long)l.fl_n, l.fl_n ? l.fl_first : udx_errmsg());
-	if (kb) {
-		bool truncating = inflight && (inflight->o_kind == OP_TRUNCATE ||
-					       inflight->o_kind == OP_OTRUNC);
-		uint64_t known = 0;
-
-		/* the journal itself finds nothing to roll back */
-		if (l.fl_lanes && rollback_count(udx_dev_addr(dev)) == 0)
-			known += l.fl_lanes;
-		if (truncating)
-			known += l.fl_truncating;
-		/* every problem is one of these: known (the first named) */
-		if (known == l.fl_n)
-			*kb = truncating && l.fl_truncating ? KB_TRUNCATE_UNFINISHED :
-			      KB_FSCK_TORN_RECORD;
-	}
+	/* every problem is an interrupted truncate, in a truncate: known */
+	if (kb && l.fl_n == l.fl_truncating && inflight &&
+	    (inflight->o_kind == OP_TRUNCATE || inflight->o_kind == OP_OTRUNC))
+		*kb = KB_TRUNCATE_UNFINISHED;
 	return false;
 }
 
@@ -3186,7 +3125,6 @@ int main(void)
 
 	memset(g_long_name, 'L', sizeof(g_long_name) - 1);
 	g_known_bugs = getenv("UDX_CRASH_KNOWN_BUGS") != NULL;
-	g_punch_across = getenv("UDX_CRASH_PUNCH_ACROSS") != NULL;
 	g_torn = getenv("UDX_CRASH_TORN") != NULL;
 	g_strict_overwrite = getenv("UDX_CRASH_STRICT_OVERWRITE") != NULL;
 	if (filter)

@@ -239,7 +239,7 @@ static void test_torn_record(void **state)
 	strcpy(data(f, 0), "AAAA");
 	assert_int_equal(tx_log(&tx, data(f, 64), 5), 0);
 	/* crash while the second record was being written: corrupt it */
-	r = (struct udx_jrec *)(tx.tx_lane->jl_area + 64 + 64);  /* 2nd record */
+	r = (struct udx_jrec *)(tx.tx_lane->jl_area + tx.tx_pos - 64);    /* the 2nd */
 	assert_int_equal(r->r_seq, 1);
 	r->r_checksum ^= 1;
 	c = crash_copy(f, &rolled);

@@ -209,10 +209,12 @@ struct udx_ddirent {
  * c_checksum = XXH3-64 of the rest of the commit record and its range list.
  *
  * Recovery (journal.c, "Recovery"): a transaction with a valid commit record
- * whose c_seq <= the largest r_wmark in any lane, or whose content checksum
- * matches, is complete; any other transaction's records are rolled back, in
- * reverse.  j_done_gen is the last generation a lane has finished with; it
- * is written when transactions abort, at recovery and at unmount.
+ * whose c_seq <= the largest r_wmark or j_wmark in any lane, or whose content
+ * checksum matches, is complete; any other transaction's records are rolled
+ * back, in reverse.  j_done_gen is the last generation a lane has finished
+ * with, j_wmark the watermark then; both are written when a transaction
+ * aborts, at recovery and at unmount.  Commit numbers grow across mounts:
+ * a mount continues above the largest j_wmark.
  */
 #define UDX_JLANE_MAGIC  0x454e414c4c4e524aull  /* "JRNLLANE" */
 #define UDX_JCOMMIT_MAGIC 0x54494d4d4f43524aull /* "JRCOMMIT" */
@@ -220,7 +222,9 @@ struct udx_ddirent {
 struct udx_jlane {
 	le64 j_magic;
 	le64 j_done_gen;
-	le64 j_pad[6];
+	le64 j_wmark;                   /* commits up to it completed (when the
+					   lane was last finished with) */
+	le64 j_pad[5];
 };
 
 struct udx_jrec {

@@ -9,8 +9,9 @@
  *      as zero, and a shrinking truncate zeroes (under the journal) the
  *      rest of its new last block.
  *  F2. A write that allocates makes the data (and the zeroed rest of the new
- *      blocks) durable before the transaction that maps the blocks commits,
- *      so after a crash a mapped block never shows stale contents.
+ *      blocks) durable, with a drain of its own, before the transaction that
+ *      maps the blocks commits, so after a crash a mapped block never shows
+ *      stale contents.
  *  F3. A truncate or punch takes i_rwsem and i_mmap_lock exclusively, and
  *      frees blocks through the journal (J5): no reader copies from a block
  *      after it went back to the allocator.
@@ -196,6 +197,28 @@ static int prepare_blocks(struct udx_tx *tx, struct udx_inode *ip, uint64_t off,
 	return 0;
 }
 
+/*
+ * F1 under a crash: bytes a write puts past the end of the file into the
+ * block that holds the end are logged first, so that a rollback of the
+ * size change zeroes them again.
+ */
+static int log_tail(struct udx_tx *tx, struct udx_inode *ip, uint64_t off, uint64_t len)
+{
+	uint64_t size = ip->i_d->i_size;
+	uint64_t tail_end = ALIGN_UP(size, (uint64_t)UDX_BLOCK_SIZE);
+	uint64_t a = MAX(off, size), b = MIN(off + len, tail_end);
+	struct ext_map m;
+	int ret;
+
+	if (a >= b)
+		return 0;
+	ret = ext_lookup(ip, a >> UDX_BLOCK_SHIFT, &m);
+	if (ret || m.m_pblk == 0 || m.m_unwritten)
+		return ret;
+	return tx_log(tx, (char *)fs_block(ip->i_fs, m.m_pblk) + (a & (UDX_BLOCK_SIZE - 1)),
+		      (size_t)(b - a));
+}
+
 /* One transaction's worth of a write that allocates or extends. */
 static int write_tx(struct udx_inode *ip, const char *src, uint64_t off, uint64_t len)
 {
@@ -205,6 +228,8 @@ static int write_tx(struct udx_inode *ip, const char *src, uint64_t off, uint64_
 
 	tx_begin(&fs->fs_jn, &tx);
 	ret = inode_log(&tx, ip);
+	if (!ret)
+		ret = log_tail(&tx, ip, off, len);
 	if (!ret)
 		ret = prepare_blocks(&tx, ip, off, len);
 	if (!ret)
@@ -217,7 +242,10 @@ static int write_tx(struct udx_inode *ip, const char *src, uint64_t off, uint64_
 		ip->i_d->i_size = off + len;
 	inode_touch(ip, false, true, true);
 	inode_seal(ip);
-	/* F2: data flushed above; the commit drains before its commit word */
+	/* F2: the data (flushed above) is durable before the commit that maps
+	 * it: the commit's own drain would not do, as its content checksum does
+	 * not cover file data */
+	udx_dev_drain(fs->fs_dev);
 	return tx_commit(&tx);
 }
 
@@ -365,6 +393,14 @@ int file_truncate_locked(struct udx_inode *ip, uint64_t size)
 out_abort:
 	tx_abort(&tx);
 	return ret;
+}
+
+/* Recovery: free what an interrupted truncate left past the end. */
+int file_finish_truncate(struct udx_inode *ip)
+{
+	uint64_t keep = (ip->i_d->i_size + UDX_BLOCK_SIZE - 1) >> UDX_BLOCK_SHIFT;
+
+	return punch_blocks(ip, keep, UINT64_MAX, true);
 }
 
 int udx_itruncate(struct udx_inode *ip, uint64_t size)

@@ -208,6 +208,7 @@ unsigned mode_to_dtype(mode_t mode);
 
 /* ---- file.c ---- */
 int file_truncate_locked(struct udx_inode *ip, uint64_t size);
+int file_finish_truncate(struct udx_inode *ip);
 
 /* ---- super.c ---- */
 int fs_block_alloc(void *ctx, uint64_t want, uint64_t min, uint64_t goal,

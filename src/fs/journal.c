@@ -40,8 +40,13 @@
  *      back ranges are durable; mount starts every lane from scratch.
  *
  * Record format: struct udx_jrec (format.h) followed by r_len bytes, the
- * whole padded to 64 bytes; records start at offset 64 of the lane; the
- * commit record (struct udx_jcommit and its range list) follows the last.
+ * whole padded to 64 bytes.  A lane has two slots, used by transactions of
+ * odd and even generation in turn (slot 0 from byte 64, slot 1 from the
+ * middle of the lane): a transaction never writes over the records and
+ * commit record of the one before it, whose completion may still rest on
+ * them if the crash leaves only some lines of the new one durable.  The
+ * commit record (struct udx_jcommit and its range list) follows the last
+ * record of its slot.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -57,6 +62,17 @@
 static struct udx_jrec *lane_rec(struct jlane *jl, uint64_t pos)
 {
 	return (struct udx_jrec *)(jl->jl_area + pos);
+}
+
+/* The slot of generation @gen: [start, end) bytes of the lane. */
+static uint64_t slot_start(const struct jlane *jl, uint64_t gen)
+{
+	return (gen & 1) ? jl->jl_size / 2 : JREC_ALIGN;
+}
+
+static uint64_t slot_end(const struct jlane *jl, uint64_t gen)
+{
+	return (gen & 1) ? jl->jl_size : jl->jl_size / 2;
 }
 
 /* r_checksum covers the record from r_gen to the end of its data. */
@@ -77,9 +93,12 @@ void journal_format(const struct udx_dev *dev, char *base, uint64_t jstart_blk,
 		memset(h, 0, sizeof(*h));
 		h->j_magic = UDX_JLANE_MAGIC;
 		h->j_done_gen = 0;
-		/* a stale record with gen 1 must not survive from an old fs */
+		/* no stale record may survive from an old file system */
 		memset(area + JREC_ALIGN, 0, sizeof(struct udx_jrec));
+		memset(area + (lane_blocks << UDX_BLOCK_SHIFT) / 2, 0, sizeof(struct udx_jrec));
 		udx_dev_flush(dev, area, JREC_ALIGN + sizeof(struct udx_jrec));
+		udx_dev_flush(dev, area + (lane_blocks << UDX_BLOCK_SHIFT) / 2,
+			      sizeof(struct udx_jrec));
 	}
 	udx_dev_drain(dev);
 }
@@ -111,8 +130,13 @@ int journal_init(struct udx_journal *jn, const struct udx_dev *dev,
 	}
 	pthread_mutex_init(&jn->jn_lock, NULL);
 	pthread_cond_init(&jn->jn_cv, NULL);
-	jn->jn_next_seq = 1;
+	/* commit numbers grow across mounts (J3); every earlier commit was
+	 * complete or is resolved by recovery before the first new one */
 	jn->jn_wmark = 0;
+	for (i = 0; i < nlanes; i++)
+		jn->jn_wmark = MAX(jn->jn_wmark, READ_ONCE(jn->jn_lanes[i].jl_hdr->j_wmark));
+	jn->jn_next_seq = jn->jn_wmark + 1;
+	memset(jn->jn_done, 0, sizeof(jn->jn_done));
 	return 0;
 }
 
@@ -125,10 +149,10 @@ void journal_exit(struct udx_journal *jn)
 }
 
 /* Copy the records' old bytes back, last first (J4, J6): @n records of the
- * lane's current transaction. */
-static void lane_rollback(struct udx_journal *jn, struct jlane *jl, uint64_t n)
+ * transaction of generation @gen. */
+static void lane_rollback(struct udx_journal *jn, struct jlane *jl, uint64_t gen, uint64_t n)
 {
-	uint64_t *pos = NULL, p = JREC_ALIGN, i;
+	uint64_t *pos = NULL, p = slot_start(jl, gen), i;
 
 	if (n == 0)
 		return;
@@ -151,16 +175,27 @@ static void lane_rollback(struct udx_journal *jn, struct jlane *jl, uint64_t n)
 	free(pos);
 }
 
-/* Forget the lane's records: the next transaction starts after @gen. */
-static void lane_invalidate(struct udx_journal *jn, struct jlane *jl, uint64_t gen)
+/*
+ * Forget the lane's records: the next transaction starts after @gen.  The
+ * watermark goes into the header first (same line as j_done_gen, drained
+ * before the records go): the records it replaces may have been the only
+ * evidence that other lanes' commits completed (J3).
+ */
+static void lane_invalidate(struct udx_journal *jn, struct jlane *jl, uint64_t gen,
+			    uint64_t wmark)
 {
-	struct udx_jrec *r = lane_rec(jl, JREC_ALIGN);
+	unsigned k;
 
-	WRITE_ONCE(r->r_checksum, r->r_checksum ^ 1);   /* any other value */
-	WRITE_ONCE(r->r_gen, 0);
-	udx_dev_flush(jn->jn_dev, r, sizeof(*r));
+	WRITE_ONCE(jl->jl_hdr->j_wmark, MAX(jl->jl_hdr->j_wmark, wmark));
 	WRITE_ONCE(jl->jl_hdr->j_done_gen, gen);
-	udx_dev_flush(jn->jn_dev, &jl->jl_hdr->j_done_gen, sizeof(uint64_t));
+	udx_dev_persist(jn->jn_dev, jl->jl_hdr, sizeof(*jl->jl_hdr));
+	for (k = 0; k < 2; k++) {
+		struct udx_jrec *r = lane_rec(jl, slot_start(jl, k));
+
+		WRITE_ONCE(r->r_checksum, r->r_checksum ^ 1);   /* any other value */
+		WRITE_ONCE(r->r_gen, 0);
+		udx_dev_flush(jn->jn_dev, r, sizeof(*r));
+	}
 	udx_dev_drain(jn->jn_dev);
 	jl->jl_gen = gen;
 }
@@ -174,14 +209,14 @@ struct lane_state {
 	const struct udx_jcommit *commit;       /* NULL: none, or invalid */
 };
 
-static bool rec_ok(struct udx_journal *jn, struct jlane *jl, uint64_t p, uint64_t gen,
-		   uint64_t seq)
+static bool rec_ok(struct udx_journal *jn, struct jlane *jl, uint64_t p, uint64_t end,
+		   uint64_t gen, uint64_t seq)
 {
 	struct udx_jrec *r = lane_rec(jl, p);
 
-	return p + sizeof(*r) <= jl->jl_size &&
+	return p + sizeof(*r) <= end &&
 	       (gen == 0 || r->r_gen == gen) && r->r_gen != 0 && r->r_seq == seq &&
-	       r->r_len <= jl->jl_size - p - sizeof(*r) &&
+	       r->r_len <= end - p - sizeof(*r) &&
 	       r->r_off <= jn->jn_dev_size && r->r_len <= jn->jn_dev_size - r->r_off &&
 	       jrec_csum(r) == r->r_checksum;
 }
@@ -192,20 +227,22 @@ static uint64_t jcommit_csum(const struct udx_jcommit *c)
 			 (size_t)c->c_nnew * sizeof(c->c_new[0]));
 }
 
-static void lane_read(struct udx_journal *jn, struct jlane *jl, struct lane_state *ls)
+/* What slot @k of a lane holds (a transaction of the slot's parity). */
+static void slot_read(struct udx_journal *jn, struct jlane *jl, unsigned k,
+		      struct lane_state *ls)
 {
 	const struct udx_jcommit *c;
-	uint64_t p = JREC_ALIGN;
+	uint64_t p = slot_start(jl, k), end = slot_end(jl, k);
 
 	memset(ls, 0, sizeof(*ls));
-	if (!rec_ok(jn, jl, p, 0, 0))
+	if (!rec_ok(jn, jl, p, end, 0, 0))
 		return;
 	ls->gen = lane_rec(jl, p)->r_gen;
-	if (ls->gen <= jl->jl_hdr->j_done_gen) {
-		ls->gen = 0;            /* finished with before: stale */
+	if (ls->gen <= jl->jl_hdr->j_done_gen || (ls->gen & 1) != k) {
+		ls->gen = 0;            /* finished with before, or misplaced */
 		return;
 	}
-	while (rec_ok(jn, jl, p, ls->gen, ls->nrecs)) {
+	while (rec_ok(jn, jl, p, end, ls->gen, ls->nrecs)) {
 		struct udx_jrec *r = lane_rec(jl, p);
 
 		ls->wmark = MAX(ls->wmark, r->r_wmark);
@@ -214,11 +251,27 @@ static void lane_read(struct udx_journal *jn, struct jlane *jl, struct lane_stat
 	}
 	ls->end = p;
 	c = (const struct udx_jcommit *)(jl->jl_area + p);
-	if (p + sizeof(*c) <= jl->jl_size && c->c_magic == UDX_JCOMMIT_MAGIC &&
+	if (p + sizeof(*c) <= end && c->c_magic == UDX_JCOMMIT_MAGIC &&
 	    c->c_gen == ls->gen && c->c_nrecs == ls->nrecs &&
-	    c->c_nnew <= (jl->jl_size - p - sizeof(*c)) / sizeof(c->c_new[0]) &&
+	    c->c_nnew <= (end - p - sizeof(*c)) / sizeof(c->c_new[0]) &&
 	    jcommit_csum(c) == c->c_checksum)
 		ls->commit = c;
+}
+
+/*
+ * The lane's latest transaction is the one of the higher generation among
+ * its two slots; the other one ran before it, so it completed.  Both slots'
+ * records count as evidence of completed commits (@wmark).
+ */
+static void lane_read(struct udx_journal *jn, struct jlane *jl, struct lane_state *ls,
+		      uint64_t *wmark)
+{
+	struct lane_state s0, s1;
+
+	slot_read(jn, jl, 0, &s0);
+	slot_read(jn, jl, 1, &s1);
+	*wmark = MAX(s0.wmark, s1.wmark);
+	*ls = s0.gen >= s1.gen ? s0 : s1;
 }
 
 /* The content checksum: XXH3-64 of each range in turn, seeded with the
@@ -233,7 +286,7 @@ static bool lane_content_matches(struct udx_journal *jn, struct jlane *jl,
 				 const struct lane_state *ls)
 {
 	const struct udx_jcommit *c = ls->commit;
-	uint64_t p = JREC_ALIGN, i, h = 0;
+	uint64_t p = slot_start(jl, ls->gen), i, h = 0;
 
 	for (i = 0; i < ls->nrecs; i++) {
 		struct udx_jrec *r = lane_rec(jl, p);
@@ -272,8 +325,11 @@ static int journal_analyse(struct udx_journal *jn, bool apply)
 			free(ls);
 			return udx_err(-EUCLEAN, "journal lane %u has a damaged header (run fsck)", i);
 		}
-		lane_read(jn, jl, &ls[i]);
-		wmark = MAX(wmark, ls[i].wmark);
+		uint64_t w;
+
+		lane_read(jn, jl, &ls[i], &w);
+		wmark = MAX(wmark, w);
+		wmark = MAX(wmark, jl->jl_hdr->j_wmark);
 	}
 	for (i = 0; i < jn->jn_nlanes; i++) {
 		struct jlane *jl = &jn->jn_lanes[i];
@@ -286,15 +342,24 @@ static int journal_analyse(struct udx_journal *jn, bool apply)
 		if (!complete) {
 			total += (int)ls[i].nrecs;
 			if (apply)
-				lane_rollback(jn, jl, ls[i].nrecs);
+				lane_rollback(jn, jl, ls[i].gen, ls[i].nrecs);
 		}
 	}
 	if (apply) {
+		/* everything is complete or undone now: the watermark covers
+		 * every commit number seen, and new ones continue above it */
+		uint64_t top = wmark;
+
+		for (i = 0; i < jn->jn_nlanes; i++)
+			if (ls[i].commit)
+				top = MAX(top, ls[i].commit->c_seq);
 		for (i = 0; i < jn->jn_nlanes; i++) {
 			struct jlane *jl = &jn->jn_lanes[i];
 
-			lane_invalidate(jn, jl, MAX(jl->jl_hdr->j_done_gen, ls[i].gen));
+			lane_invalidate(jn, jl, MAX(jl->jl_hdr->j_done_gen, ls[i].gen), top);
 		}
+		jn->jn_wmark = top;
+		jn->jn_next_seq = top + 1;
 	}
 	free(ls);
 	return total;
@@ -313,10 +378,11 @@ int journal_pending(struct udx_journal *jn)
 /* Mark lanes finished at unmount, so the next mount starts from scratch. */
 void journal_close(struct udx_journal *jn)
 {
+	uint64_t wmark = __atomic_load_n(&jn->jn_wmark, __ATOMIC_ACQUIRE);
 	unsigned i;
 
 	for (i = 0; i < jn->jn_nlanes; i++)
-		lane_invalidate(jn, &jn->jn_lanes[i], jn->jn_lanes[i].jl_gen);
+		lane_invalidate(jn, &jn->jn_lanes[i], jn->jn_lanes[i].jl_gen, wmark);
 }
 
 /* The commit numbered @seq completed: raise the watermark over every
@@ -368,7 +434,7 @@ void tx_begin(struct udx_journal *jn, struct udx_tx *tx)
 	tx->tx_jn = jn;
 	tx->tx_lane = jl;
 	tx->tx_gen = jl->jl_gen + 1;
-	tx->tx_pos = JREC_ALIGN;
+	tx->tx_pos = slot_start(jl, tx->tx_gen);
 }
 
 /* Make room for one more element; @inl is the array's inline storage. */
@@ -429,7 +495,7 @@ static int tx_append(struct udx_tx *tx, void *addr, size_t len)
 	if (range_logged(tx, a, len))
 		return 0;
 	need = ALIGN_UP(sizeof(*r) + len, JREC_ALIGN);
-	if (tx->tx_pos + need + JN_COMMIT_ROOM > jl->jl_size) {
+	if (tx->tx_pos + need + JN_COMMIT_ROOM > slot_end(jl, tx->tx_gen)) {
 		tx->tx_err = udx_err(-ENOSPC, "the operation is too large for a journal lane");
 		return tx->tx_err;
 	}
@@ -559,9 +625,10 @@ void tx_abort(struct udx_tx *tx)
 	size_t i;
 
 	/* roll back what was changed in place, then forget the records (J6) */
-	lane_rollback(jn, tx->tx_lane, tx->tx_seq);
+	lane_rollback(jn, tx->tx_lane, tx->tx_gen, tx->tx_seq);
 	if (tx->tx_seq)
-		lane_invalidate(jn, tx->tx_lane, tx->tx_gen);
+		lane_invalidate(jn, tx->tx_lane, tx->tx_gen,
+				__atomic_load_n(&jn->jn_wmark, __ATOMIC_ACQUIRE));
 	for (i = 0; i < tx->tx_nallocs; i++)
 		jn->jn_bops->free(jn->jn_bctx, tx->tx_allocs[i].te_blk, tx->tx_allocs[i].te_len);
 	pthread_mutex_lock(&jn->jn_lock);
@@ -592,7 +659,7 @@ int tx_commit(struct udx_tx *tx)
 		return 0;
 	}
 	c = (struct udx_jcommit *)(jl->jl_area + tx->tx_pos);
-	room = (jl->jl_size - tx->tx_pos - sizeof(*c)) / sizeof(c->c_new[0]);
+	room = (slot_end(jl, tx->tx_gen) - tx->tx_pos - sizeof(*c)) / sizeof(c->c_new[0]);
 	if (tx->tx_ndirty > room) {
 		/* more new ranges than the commit record can list: make them
 		 * durable on their own first, and list none */

@@ -159,6 +159,14 @@ int udx_mkfs(struct udx_dev *dev, const struct udx_mkfs_opts *opts)
 		return udx_err(-EINVAL, "a label longer than 63 bytes");
 	base = info.addr;
 
+	/* first make any old file system on the device unrecognisable: a crash
+	 * in the middle of mkfs must not leave its superblocks over new maps */
+	memset(base, 0, UDX_BLOCK_SIZE);
+	memset(base + info.size - UDX_BLOCK_SIZE, 0, UDX_BLOCK_SIZE);
+	udx_dev_flush(dev, base, UDX_BLOCK_SIZE);
+	udx_dev_flush(dev, base + info.size - UDX_BLOCK_SIZE, UDX_BLOCK_SIZE);
+	udx_dev_drain(dev);
+
 	/* everything but the inode table (valid only where the map says so)
 	 * and the data area starts out zero */
 	udx_dev_memset(dev, base + (l.imap_start << UDX_BLOCK_SHIFT), 0,
@@ -381,7 +389,7 @@ static int finish_inodes(struct udx_fs *fs, const uint64_t *todo, size_t n)
 		}
 		ilock(ip);
 		pthread_rwlock_wrlock(&ip->i_mmap_lock);
-		ret = file_truncate_locked(ip, ip->i_d->i_size);
+		ret = file_finish_truncate(ip);
 		pthread_rwlock_unlock(&ip->i_mmap_lock);
 		iunlock(ip);
 		udx_iput(ip);
