@@ -1067,38 +1067,15 @@ static uint64_t rnd(uint64_t *rng, uint64_t n)
  */
 enum kbug {
 	KB_NONE,
-	KB_TRUNCATE_UNFINISHED,
-	KB_WRITE_PAST_EOF,
-	KB_SB_TORN,
-	KB_MKFS_OLD_SB,
+	/* none open: the four this harness found (an unfinished truncate at
+	 * recovery, bytes past the end from an interrupted extending write, a
+	 * torn primary superblock, a crash during mkfs over an old file system)
+	 * are fixed, and fail if they come back */
 	KB_N
 };
 
 static const char *const kb_what[KB_N] = {
-	[KB_TRUNCATE_UNFINISHED] =
-		"recovery does not finish an interrupted truncate: super.c finish_inodes() "
-		"calls file_truncate_locked(ip, i_size), which returns before punch_blocks() "
-		"when the size does not change; blocks past the end stay mapped with their old "
-		"data (and UDX_IF_TRUNCATING stays set), and growing the file shows that data (F1)",
-	[KB_WRITE_PAST_EOF] =
-		"a write that extends a file copies its bytes past the old end into the existing "
-		"last block before the transaction that sets the new size commits (file.c "
-		"write_tx -> copy_to_blocks, not journaled); a crash before the commit leaves "
-		"them past the end, and growing the file shows them (F1)",
-	[KB_SB_TORN] =
-		"a crash while a mount rewrites the primary superblock in place (sb_write of "
-		"DIRTY: 4 KiB, 64 lines, one checksum) tears it, and the backup does not stand "
-		"in for it: if the backup says CLEAN the next mount skips recovery (orphans are "
-		"never freed, the stale free space checkpoint is loaded); if the backup is torn "
-		"too (a crash while the last unmount wrote it) nothing mounts (super.c sb_write, "
-		"sb_find, udx_mount)",
-	[KB_MKFS_OLD_SB] =
-		"mkfs over an existing file system leaves the old superblocks valid while it "
-		"zeroes the inode map and free space map and formats the journal, and writes "
-		"the new superblock last: a crash during mkfs leaves a device that mounts as "
-		"the old file system with half-erased metadata (fsck finds it; the mount does "
-		"not refuse it).  mkfs should invalidate both old superblocks durably first "
-		"(super.c udx_mkfs)",
+	[KB_NONE] = "(none)",
 };
 
 static bool g_known_bugs;               /* UDX_CRASH_KNOWN_BUGS */
@@ -1798,12 +1775,6 @@ static bool check_tails(struct udx_fs *fs, const struct op *inflight, enum kbug 
 				    "(%s), not 0", e->te_path, (unsigned long long)size, buf[k],
 				    (unsigned long long)(size + k),
 				    whole ? "a block wholly past the end" : "in its last block");
-				if (inflight && whole && (inflight->o_kind == OP_TRUNCATE ||
-							  inflight->o_kind == OP_OTRUNC))
-					*kb = KB_TRUNCATE_UNFINISHED;
-				if (inflight && !whole && (inflight->o_kind == OP_WRITE ||
-							   inflight->o_kind == OP_APPEND))
-					*kb = KB_WRITE_PAST_EOF;
 				goto out;
 			}
 	}
@@ -1840,10 +1811,6 @@ static bool check_fsck(struct udx_dev *dev, const struct op *inflight, enum kbug
 		return true;
 	why(w, "fsck: %s, %llu problems; the first: %s", errname(ret),
 	    (unsigned long long)l.fl_n, l.fl_n ? l.fl_first : udx_errmsg());
-	/* every problem is an interrupted truncate, in a truncate: known */
-	if (kb && l.fl_n == l.fl_truncating && inflight &&
-	    (inflight->o_kind == OP_TRUNCATE || inflight->o_kind == OP_OTRUNC))
-		*kb = KB_TRUNCATE_UNFINISHED;
 	return false;
 }
 
@@ -2432,18 +2399,7 @@ static void crash_recovery(struct world *wd, const struct workload *w, uint64_t 
 			 (unsigned long long)rr->rc_dirty, (unsigned long long)rr->rc_new,
 			 rr->rc_how);
 		if (!check_image(wd->wd_cdev, sa, sb, inflight, &ref, &kb, wbuf)) {
-			const struct udx_dsuper *p = (const struct udx_dsuper *)rr->rc_img;
-			const struct udx_dsuper *bk = (const struct udx_dsuper *)
-				(rr->rc_img + DEV_SIZE - BLK);
-
-			/* torn primary: a clean backup skipped recovery, or a torn
-			 * backup leaves nothing to mount */
-			if (!sb_valid(p) && ((sb_valid(bk) && bk->s_state == UDX_STATE_CLEAN &&
-					      strncmp(wbuf, "fsck:", 5) == 0) ||
-					     (!sb_valid(bk) && strstr(wbuf, "mount after the crash: -EINVAL"))))
-				known_bug(wd, w, KB_SB_TORN, what, wbuf, rr->rc_img);
-			else
-				fail_report(wd, w, what, wbuf, rr->rc_img);
+			fail_report(wd, w, what, wbuf, rr->rc_img);
 		} else if (kb != KB_NONE) {
 			known_bug(wd, w, kb, what, wbuf, rr->rc_img);
 		}
@@ -2978,18 +2934,11 @@ static void crash_mkfs(void **state)
 			/* it mounted: it must be consistent (empty, or the old one) */
 			udx_unmount(fs);
 			if (!check_fsck(wd.wd_cdev, NULL, NULL, wbuf)) {
-				const struct udx_dsuper *p = (const struct udx_dsuper *)r->rc_img;
-				const struct udx_dsuper *o = (const struct udx_dsuper *)old;
 				char what[80];
 
 				snprintf(what, sizeof(what), "crash during mkfs (pass %d, point %llu) "
 					 "mounts, but", pass, (unsigned long long)kp);
-				if (!sb_valid(p))
-					p = (const struct udx_dsuper *)(r->rc_img + DEV_SIZE - BLK);
-				if (pass == 1 && sb_valid(p) && memcmp(p->s_uuid, o->s_uuid, 16) == 0)
-					known_bug(&wd, &w, KB_MKFS_OLD_SB, what, wbuf, r->rc_img);
-				else
-					fail_report(&wd, &w, what, wbuf, r->rc_img);
+				fail_report(&wd, &w, what, wbuf, r->rc_img);
 			}
 		}
 	}

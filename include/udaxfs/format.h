@@ -201,7 +201,8 @@ struct udx_ddirent {
  * r_wmark    = when the record was written, every commit numbered up to
  *              r_wmark had completed (its single drain had returned).
  * A commit record (struct udx_jcommit) follows the last undo record:
- * c_content = the new contents of the logged ranges (in record order) and of
+ * c_content = the new contents of the logged ranges (in record order, but
+ *             for UDX_JREC_DATA records) and of
  *             the listed new ranges (blocks the transaction allocated and
  *             wrote), chained: h = XXH3-64(range, seed = h), from h = 0; so
  *             that a commit record made durable together with its data can
@@ -233,8 +234,15 @@ struct udx_jrec {
 	le64 r_off;                     /* device byte offset of the range */
 	le64 r_wmark;                   /* commits known complete when written */
 	le32 r_len;                     /* bytes of data that follow */
-	le32 r_seq;                     /* 0, 1, 2 ... within the transaction */
+	le32 r_seq;                     /* 0, 1, 2 ... within the transaction,
+					   | UDX_JREC_DATA */
 };
+
+/* r_seq flag: the range is file data (the tail of a file's last block).
+ * Data was durable before its commit record was written, and it is not in
+ * c_content: later writes change file data without a transaction. */
+#define UDX_JREC_DATA    0x80000000u
+#define UDX_JREC_SEQ_MASK 0x7fffffffu
 
 struct udx_jrange {
 	le64 g_off;

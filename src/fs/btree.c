@@ -541,7 +541,7 @@ static int bt_log(const struct btree *bt, const struct tx_range *r, unsigned n)
 static int node_log(const struct btree *bt, struct udx_bnode *n,
 		    unsigned off, unsigned len)
 {
-	struct tx_range r = { (char *)n + off, len };
+	struct tx_range r = { (char *)n + off, len, false };
 
 	if (len == 0)
 		return 0;
@@ -554,8 +554,8 @@ static int node_log_hdr(const struct btree *bt, struct udx_bnode *n,
 			unsigned off, unsigned len)
 {
 	struct tx_range r[2] = {
-		{ (char *)n, NODE_HDR },
-		{ (char *)n + off, len },
+		{ (char *)n, NODE_HDR, false },
+		{ (char *)n + off, len, false },
 	};
 
 	if (len == 0)
@@ -1123,7 +1123,7 @@ int bt_update(struct btree *bt, uint64_t key, const void *val, uint16_t vlen)
  */
 int bt_delete(struct btree *bt, uint64_t key)
 {
-	uint64_t chain[BT_MAX_LEVEL], newroot = 0, blk;
+	uint64_t chain[BT_MAX_LEVEL], newroot = 0, blk = 0;
 	struct bt_cursor c;
 	struct udx_bnode *n;
 	int top, h, nchain = 0, i, ret;
@@ -1247,7 +1247,7 @@ static void blkset_exit(struct blkset *s)
  */
 int bt_destroy(struct btree *bt)
 {
-	uint64_t *order = NULL, blk;
+	uint64_t *order = NULL, blk = 0;
 	size_t n = 0, cap = 0, i;
 	struct blkset seen = { 0 };
 	struct bt_cursor c;

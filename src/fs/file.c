@@ -215,8 +215,8 @@ static int log_tail(struct udx_tx *tx, struct udx_inode *ip, uint64_t off, uint6
 	ret = ext_lookup(ip, a >> UDX_BLOCK_SHIFT, &m);
 	if (ret || m.m_pblk == 0 || m.m_unwritten)
 		return ret;
-	return tx_log(tx, (char *)fs_block(ip->i_fs, m.m_pblk) + (a & (UDX_BLOCK_SIZE - 1)),
-		      (size_t)(b - a));
+	return tx_log_data(tx, (char *)fs_block(ip->i_fs, m.m_pblk) + (a & (UDX_BLOCK_SIZE - 1)),
+			   (size_t)(b - a));
 }
 
 /* One transaction's worth of a write that allocates or extends. */
@@ -245,7 +245,7 @@ static int write_tx(struct udx_inode *ip, const char *src, uint64_t off, uint64_
 	/* F2: the data (flushed above) is durable before the commit that maps
 	 * it: the commit's own drain would not do, as its content checksum does
 	 * not cover file data */
-	udx_dev_drain(fs->fs_dev);
+	tx_data_written(&tx);
 	return tx_commit(&tx);
 }
 
@@ -372,7 +372,7 @@ int file_truncate_locked(struct udx_inode *ip, uint64_t size)
 			char *p = (char *)fs_block(fs, m.m_pblk) + (size & (UDX_BLOCK_SIZE - 1));
 			size_t n = UDX_BLOCK_SIZE - (size & (UDX_BLOCK_SIZE - 1));
 
-			ret = tx_log(&tx, p, n);
+			ret = tx_log_data(&tx, p, n);
 			if (ret)
 				goto out_abort;
 			memset(p, 0, n);

@@ -181,7 +181,11 @@ static int check_super(struct fsck *c)
 		bool fixed = false;
 
 		if (c->o->repair) {
+			/* the backup's state says nothing of the last mount:
+			 * the next mount recovers (as mount from the backup does) */
 			memcpy(p, b, UDX_BLOCK_SIZE);
+			p->s_state = UDX_STATE_DIRTY;
+			p->s_checksum = sb_csum(p);
 			udx_dev_persist(c->dev, p, UDX_BLOCK_SIZE);
 			fixed = true;
 		}

@@ -134,7 +134,7 @@ int tx_log_inodes(struct udx_tx *tx, struct udx_inode *a, struct udx_inode *b,
 
 	for (i = 0; i < 4; i++)
 		if (v[i])
-			r[n++] = (struct tx_range){ (char *)v[i]->i_d, sizeof(*v[i]->i_d) };
+			r[n++] = (struct tx_range){ (char *)v[i]->i_d, sizeof(*v[i]->i_d), false };
 	return tx_log_many(tx, r, n);
 }
 

@@ -20,13 +20,19 @@
  *  J3. A commit is complete when its drain has returned; the journal then
  *      raises its watermark (every commit numbered up to it is complete)
  *      before the transaction's locks are dropped.  Each undo record carries
- *      the watermark read when it was written.  A transaction that changes a
- *      range another one changed takes the range's lock after that one
- *      completed, so its record's watermark covers that commit: at recovery,
+ *      the watermark read when it was written, and is written only when the
+ *      watermark covers every completed commit (a commit numbered below one
+ *      that completed may still be in its drain: tx_append waits for it).
+ *      A transaction that changes a range another one changed takes the
+ *      range's lock after that one completed, so its record's watermark
+ *      covers that commit: at recovery,
  *      a commit numbered at or below the largest watermark found in any
  *      record is complete, even if its ranges have changed since; a commit
- *      above it has had its ranges changed by nobody, so its content
- *      checksum decides.
+ *      above it has had its metadata ranges changed by nobody, so its
+ *      content checksum decides.  File data changes without transactions,
+ *      so data ranges a transaction logs (the tail of a file's last block)
+ *      are left out of the checksum and made durable before the commit
+ *      record is written.
  *  J4. Transactions not complete at the same time change disjoint ranges
  *      (the callers hold their locks until their commit completes), so each
  *      lane rolls back on its own, in reverse order of its records, and the
@@ -130,12 +136,14 @@ int journal_init(struct udx_journal *jn, const struct udx_dev *dev,
 	}
 	pthread_mutex_init(&jn->jn_lock, NULL);
 	pthread_cond_init(&jn->jn_cv, NULL);
+	pthread_cond_init(&jn->jn_wcv, NULL);
 	/* commit numbers grow across mounts (J3); every earlier commit was
 	 * complete or is resolved by recovery before the first new one */
 	jn->jn_wmark = 0;
 	for (i = 0; i < nlanes; i++)
 		jn->jn_wmark = MAX(jn->jn_wmark, READ_ONCE(jn->jn_lanes[i].jl_hdr->j_wmark));
 	jn->jn_next_seq = jn->jn_wmark + 1;
+	jn->jn_maxdone = jn->jn_wmark;
 	memset(jn->jn_done, 0, sizeof(jn->jn_done));
 	return 0;
 }
@@ -143,6 +151,7 @@ int journal_init(struct udx_journal *jn, const struct udx_dev *dev,
 void journal_exit(struct udx_journal *jn)
 {
 	pthread_cond_destroy(&jn->jn_cv);
+	pthread_cond_destroy(&jn->jn_wcv);
 	pthread_mutex_destroy(&jn->jn_lock);
 	free(jn->jn_lanes);
 	jn->jn_lanes = NULL;
@@ -215,7 +224,8 @@ static bool rec_ok(struct udx_journal *jn, struct jlane *jl, uint64_t p, uint64_
 	struct udx_jrec *r = lane_rec(jl, p);
 
 	return p + sizeof(*r) <= end &&
-	       (gen == 0 || r->r_gen == gen) && r->r_gen != 0 && r->r_seq == seq &&
+	       (gen == 0 || r->r_gen == gen) && r->r_gen != 0 &&
+	       (r->r_seq & UDX_JREC_SEQ_MASK) == seq &&
 	       r->r_len <= end - p - sizeof(*r) &&
 	       r->r_off <= jn->jn_dev_size && r->r_len <= jn->jn_dev_size - r->r_off &&
 	       jrec_csum(r) == r->r_checksum;
@@ -291,7 +301,8 @@ static bool lane_content_matches(struct udx_journal *jn, struct jlane *jl,
 	for (i = 0; i < ls->nrecs; i++) {
 		struct udx_jrec *r = lane_rec(jl, p);
 
-		h = content_step(h, jn->jn_base + r->r_off, r->r_len);
+		if (!(r->r_seq & UDX_JREC_DATA))
+			h = content_step(h, jn->jn_base + r->r_off, r->r_len);
 		p += ALIGN_UP(sizeof(*r) + r->r_len, JREC_ALIGN);
 	}
 	for (i = 0; i < c->c_nnew; i++) {
@@ -359,6 +370,7 @@ static int journal_analyse(struct udx_journal *jn, bool apply)
 			lane_invalidate(jn, jl, MAX(jl->jl_hdr->j_done_gen, ls[i].gen), top);
 		}
 		jn->jn_wmark = top;
+		jn->jn_maxdone = top;
 		jn->jn_next_seq = top + 1;
 	}
 	free(ls);
@@ -391,8 +403,12 @@ static void journal_complete(struct udx_journal *jn, uint64_t seq)
 {
 	pthread_mutex_lock(&jn->jn_lock);
 	jn->jn_done[seq % JN_RING] = seq;
+	if (seq > jn->jn_maxdone)
+		__atomic_store_n(&jn->jn_maxdone, seq, __ATOMIC_RELEASE);
 	while (jn->jn_done[(jn->jn_wmark + 1) % JN_RING] == jn->jn_wmark + 1)
 		__atomic_store_n(&jn->jn_wmark, jn->jn_wmark + 1, __ATOMIC_RELEASE);
+	if (jn->jn_wmark == jn->jn_maxdone)
+		pthread_cond_broadcast(&jn->jn_wcv);
 	jn->jn_commits++;
 	pthread_mutex_unlock(&jn->jn_lock);
 }
@@ -415,6 +431,7 @@ void tx_begin(struct udx_journal *jn, struct udx_tx *tx)
 	tx->tx_frees = tx->tx_frees_inl;
 	tx->tx_frees_cap = ARRAY_SIZE(tx->tx_frees_inl);
 	tx->tx_nlogged = tx->tx_ndirty = tx->tx_nallocs = tx->tx_nfrees = 0;
+	tx->tx_data = false;
 	pthread_mutex_lock(&jn->jn_lock);
 	while (jl == NULL) {
 		for (i = 0; i < jn->jn_nlanes; i++) {
@@ -476,9 +493,26 @@ static bool range_logged(struct udx_tx *tx, const char *a, size_t len)
 	return false;
 }
 
+/* The watermark, once it covers every commit that completed (J3): a commit
+ * numbered below a completed one may still be in its drain. */
+static uint64_t settled_wmark(struct udx_journal *jn)
+{
+	uint64_t w = __atomic_load_n(&jn->jn_wmark, __ATOMIC_ACQUIRE);
+	uint64_t top = __atomic_load_n(&jn->jn_maxdone, __ATOMIC_ACQUIRE);
+
+	if (w >= top)
+		return w;
+	pthread_mutex_lock(&jn->jn_lock);
+	while (jn->jn_wmark < top)
+		pthread_cond_wait(&jn->jn_wcv, &jn->jn_lock);
+	w = jn->jn_wmark;
+	pthread_mutex_unlock(&jn->jn_lock);
+	return w;
+}
+
 /* Append the undo record of one range and start its flush; no drain.
  * Returns 1 when a record was written, 0 when the range was logged already. */
-static int tx_append(struct udx_tx *tx, void *addr, size_t len)
+static int tx_append(struct udx_tx *tx, void *addr, size_t len, uint32_t flags)
 {
 	struct udx_journal *jn = tx->tx_jn;
 	struct jlane *jl = tx->tx_lane;
@@ -506,21 +540,33 @@ static int tx_append(struct udx_tx *tx, void *addr, size_t len)
 	r = lane_rec(jl, tx->tx_pos);
 	r->r_gen = tx->tx_gen;
 	r->r_off = (uint64_t)(a - jn->jn_base);
-	r->r_wmark = __atomic_load_n(&jn->jn_wmark, __ATOMIC_ACQUIRE);     /* J3 */
+	r->r_wmark = settled_wmark(jn);                                 /* J3 */
 	r->r_len = (uint32_t)len;
-	r->r_seq = tx->tx_seq;
+	r->r_seq = tx->tx_seq | flags;
 	memcpy(r + 1, a, len);
 	r->r_checksum = jrec_csum(r);
 	udx_dev_flush(jn->jn_dev, r, sizeof(*r) + len);
 	tx->tx_pos += need;
 	tx->tx_seq++;
-	tx->tx_logged[tx->tx_nlogged++] = (struct tx_range){ a, len };
+	tx->tx_logged[tx->tx_nlogged++] = (struct tx_range){ a, len, flags != 0 };
+	tx->tx_data |= flags != 0;
 	return 1;
 }
 
 int tx_log(struct udx_tx *tx, void *addr, size_t len)
 {
-	int ret = tx_append(tx, addr, len);
+	int ret = tx_append(tx, addr, len, 0);
+
+	if (ret < 0)
+		return ret;
+	if (ret)
+		udx_dev_drain(tx->tx_jn->jn_dev);       /* J1 */
+	return 0;
+}
+
+int tx_log_data(struct udx_tx *tx, void *addr, size_t len)
+{
+	int ret = tx_append(tx, addr, len, UDX_JREC_DATA);
 
 	if (ret < 0)
 		return ret;
@@ -536,7 +582,7 @@ int tx_log_many(struct udx_tx *tx, const struct tx_range *r, unsigned n)
 	int ret;
 
 	for (i = 0; i < n; i++) {
-		ret = tx_append(tx, r[i].tr_addr, r[i].tr_len);
+		ret = tx_append(tx, r[i].tr_addr, r[i].tr_len, 0);
 		if (ret < 0)
 			return ret;
 		any |= ret;
@@ -554,7 +600,7 @@ int tx_dirty(struct udx_tx *tx, void *addr, size_t len)
 		tx->tx_err = udx_err(-ENOMEM, "out of memory");
 		return tx->tx_err;
 	}
-	tx->tx_dirty[tx->tx_ndirty++] = (struct tx_range){ addr, len };
+	tx->tx_dirty[tx->tx_ndirty++] = (struct tx_range){ addr, len, false };
 	return 0;
 }
 
@@ -668,8 +714,18 @@ int tx_commit(struct udx_tx *tx)
 		udx_dev_drain(jn->jn_dev);
 		tx->tx_ndirty = 0;
 	}
+	if (tx->tx_data) {
+		/* J3: file data first, as no checksum covers it */
+		for (i = 0; i < tx->tx_nlogged; i++)
+			if (tx->tx_logged[i].tr_data)
+				udx_dev_flush(jn->jn_dev, tx->tx_logged[i].tr_addr,
+					      tx->tx_logged[i].tr_len);
+		udx_dev_drain(jn->jn_dev);
+	}
 	/* J2: the ranges and the commit record, one drain */
 	for (i = 0; i < tx->tx_nlogged; i++) {
+		if (tx->tx_logged[i].tr_data)
+			continue;
 		udx_dev_flush(jn->jn_dev, tx->tx_logged[i].tr_addr, tx->tx_logged[i].tr_len);
 		h = content_step(h, tx->tx_logged[i].tr_addr, tx->tx_logged[i].tr_len);
 	}

@@ -69,11 +69,15 @@ struct udx_journal {
 	uint64_t jn_wmark;              /* commits up to this one completed (J3);
 					   written under jn_lock, read atomically */
 	uint64_t jn_done[JN_RING];      /* jn_lock: completed numbers above it */
+	uint64_t jn_maxdone;            /* the largest completed; jn_lock, read
+					   atomically */
+	pthread_cond_t jn_wcv;          /* the watermark reached jn_maxdone */
 };
 
 struct tx_range {
 	char *tr_addr;
 	size_t tr_len;
+	bool tr_data;                   /* file data (tx_log_data) */
 };
 
 struct tx_extent {
@@ -87,6 +91,7 @@ struct udx_tx {
 	uint32_t tx_seq;
 	uint64_t tx_pos;                /* next record offset in the lane */
 	int tx_err;                     /* sticky: the first failure */
+	bool tx_data;                   /* has file data ranges logged */
 	struct tx_range *tx_logged;     /* old bytes saved: flush at commit */
 	size_t tx_nlogged, tx_logged_cap;
 	struct tx_range *tx_dirty;      /* new blocks written: flush at commit */
@@ -135,6 +140,22 @@ void tx_begin(struct udx_journal *jn, struct udx_tx *tx);
  * transaction with tx_abort() (tx_commit() would too).
  */
 int tx_log(struct udx_tx *tx, void *addr, size_t len);
+
+/**
+ * tx_log_data() - tx_log() of a range of file data: the bytes of a file's
+ * last block past its end, which the transaction is about to overwrite.
+ * Rollback restores them like any range; but file data changes later
+ * without transactions, so commit makes these ranges durable before its
+ * commit record and leaves them out of its content checksum (J3).
+ */
+int tx_log_data(struct udx_tx *tx, void *addr, size_t len);
+
+/** tx_data_written() - file data was written and flushed outside the
+ * journal: commit makes it durable before its commit record (F2). */
+static inline void tx_data_written(struct udx_tx *tx)
+{
+	tx->tx_data = true;
+}
 
 /** tx_log_many() - tx_log() of several ranges with a single drain: log them
  * all before changing any. */

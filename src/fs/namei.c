@@ -183,8 +183,8 @@ int udx_icreate(struct udx_inode *dir, const char *name, mode_t mode, uid_t uid,
 		/* the directory inode and the map byte are logged with the
 		 * tree's first undo record: one drain for everything */
 		struct tx_range r[2] = {
-			{ (char *)dir->i_d, sizeof(*dir->i_d) },
-			{ (char *)&fs->fs_imap[ino], 1 },
+			{ (char *)dir->i_d, sizeof(*dir->i_d), false },
+			{ (char *)&fs->fs_imap[ino], 1, false },
 		};
 
 		ret = dir_add(&tx, dir, name, len, ino, mode_to_dtype(mode), r, 2);
@@ -264,8 +264,8 @@ int udx_ilink(struct udx_inode *ip, struct udx_inode *dir, const char *name)
 	tx_begin(&fs->fs_jn, &tx);
 	{
 		struct tx_range r[2] = {
-			{ (char *)dir->i_d, sizeof(*dir->i_d) },
-			{ (char *)ip->i_d, sizeof(*ip->i_d) },
+			{ (char *)dir->i_d, sizeof(*dir->i_d), false },
+			{ (char *)ip->i_d, sizeof(*ip->i_d), false },
 		};
 
 		ret = dir_add(&tx, dir, name, len, ip->i_ino, mode_to_dtype(inode_mode(ip)), r, 2);
@@ -343,9 +343,9 @@ static int remove_name(struct udx_inode *dir, const char *name, bool want_dir)
 	tx_begin(&fs->fs_jn, &tx);
 	{
 		struct tx_range r[3] = {
-			{ (char *)dir->i_d, sizeof(*dir->i_d) },
-			{ (char *)ip->i_d, sizeof(*ip->i_d) },
-			{ (char *)&fs->fs_imap[ip->i_ino], 1 },     /* if it goes */
+			{ (char *)dir->i_d, sizeof(*dir->i_d), false },
+			{ (char *)ip->i_d, sizeof(*ip->i_d), false },
+			{ (char *)&fs->fs_imap[ip->i_ino], 1, false },      /* if it goes */
 		};
 
 		ret = dir_remove(&tx, dir, name, len, r, claimed ? 3 : 2);

@@ -305,6 +305,19 @@ static int sb_find(struct udx_dev *dev, const struct udx_dsuper **out, bool *fro
 		       " (and the backup superblock is no better; run fsck)" : "");
 }
 
+/* Is the backup superblock unusable, or does it describe another layout
+ * than the good primary @sb? */
+static bool sb_backup_stale(struct udx_dev *dev, const struct udx_dsuper *sb)
+{
+	uint64_t size = udx_dev_size(dev);
+	const struct udx_dsuper *bk = (const struct udx_dsuper *)
+		((const char *)udx_dev_addr(dev) + size - UDX_BLOCK_SIZE);
+
+	return sb_problem(bk, size) != NULL || memcmp(bk->s_uuid, sb->s_uuid, sizeof(sb->s_uuid)) ||
+	       bk->s_nblocks != sb->s_nblocks || bk->s_ninodes != sb->s_ninodes ||
+	       bk->s_hash_seed != sb->s_hash_seed;
+}
+
 /* ---- mount ------------------------------------------------------------- */
 
 struct rebuild {
@@ -433,8 +446,17 @@ int udx_mount(struct udx_dev *dev, const struct udx_mount_opts *opts, struct udx
 				      "(or run fsck) to restore it from the backup");
 			goto out_free;
 		}
+		/* The primary was torn or damaged, maybe by a crash while a
+		 * mount marked it DIRTY: the backup's state says nothing about
+		 * the last mount, so recover whatever it says, and say DIRTY in
+		 * the primary before recovery starts, in case it is cut short. */
 		memcpy(fs->fs_sb, sbs, sizeof(*sbs));
-		udx_dev_persist(dev, fs->fs_sb, sizeof(*sbs));
+		fs->fs_sb->s_state = UDX_STATE_DIRTY;
+		sb_write(dev, fs->fs_sb, false);
+	} else if (!fs->fs_rdonly && sb_backup_stale(dev, sbs)) {
+		/* the primary is about to be rewritten in place: a crash that
+		 * tears it must find a good backup */
+		sb_write(dev, fs->fs_sb, true);
 	}
 	fs->fs_nblocks = fs->fs_sb->s_nblocks;
 	fs->fs_ninodes = fs->fs_sb->s_ninodes;
