@@ -20,6 +20,7 @@
 #include <udaxfs/pgmap.h>
 #include <udaxfs/format.h>
 #include <udaxfs/fs.h>
+#include <udaxfs/dax.h>
 
 #define UDAXFS_VERSION_MAJOR 0
 #define UDAXFS_VERSION_MINOR 1

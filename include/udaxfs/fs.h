@@ -66,9 +66,15 @@ UDX_API int udx_mkfs(struct udx_dev *dev, const struct udx_mkfs_opts *opts);
 
 #define UDX_MOUNT_RDONLY  (1u << 0)
 
+struct udx_pgmap;
+
 struct udx_mount_opts {
 	unsigned flags;                 /* UDX_MOUNT_* */
 	uint64_t icache_limit;          /* unreferenced inodes kept; 0: 65536 */
+	/* the device's pgmap (udx_memremap), which the file system claims as
+	 * its holder; NULL: the mount makes its own and tears it down at
+	 * unmount */
+	struct udx_pgmap *pgmap;
 };
 
 /**
@@ -219,6 +225,8 @@ UDX_API int udx_fsync(struct udx_fs *fs, int fd);
 UDX_API int udx_fstat(struct udx_fs *fs, int fd, struct stat *st);
 /** udx_fd_inode() - the inode behind @fd, referenced. */
 UDX_API int udx_fd_inode(struct udx_fs *fs, int fd, struct udx_inode **ip);
+/** udx_fd_flags() - the open flags of a descriptor, or -EBADF. */
+UDX_API int udx_fd_flags(struct udx_fs *fs, int fd);
 
 UDX_API int udx_stat(struct udx_fs *fs, const char *path, struct stat *st);
 UDX_API int udx_lstat(struct udx_fs *fs, const char *path, struct stat *st);
@@ -255,6 +263,16 @@ struct udx_fs_stats {
 	uint64_t inodes_cached, inodes_referenced, orphans;
 	uint64_t tx_commits, tx_aborts;
 	uint64_t open_files;
+	/* direct access (udaxfs/dax.h) */
+	uint64_t live_folios;           /* folios of the device with a count */
+	uint64_t pgmap_refs;            /* the pgmap's liveness count */
+	uint64_t entries;               /* mapping entries, all inodes */
+	uint64_t pins;                  /* pins held */
+	uint64_t pinned_inodes;         /* inodes with at least one pin */
+	uint64_t recalls;               /* recall callbacks run */
+	uint64_t waits;                 /* layout breaks that waited for pins */
+	uint64_t poison_events;         /* memory failures reported */
+	bool revoked;                   /* the device is being removed */
 };
 UDX_API void udx_fs_stats(struct udx_fs *fs, struct udx_fs_stats *st);
 

@@ -65,6 +65,8 @@ ssize_t udx_iread(struct udx_inode *ip, void *buf, size_t len, uint64_t off)
 	ret = check_file(ip);
 	if (ret)
 		return ret;
+	if (!fs_enter(fs))
+		return udx_err(-ENXIO, "the device is being removed");
 	ilock_shared(ip);
 	size = ip->i_d->i_size;
 	if (off >= size || len == 0) {
@@ -73,25 +75,24 @@ ssize_t udx_iread(struct udx_inode *ip, void *buf, size_t len, uint64_t off)
 	}
 	len = (size_t)MIN((uint64_t)len, size - off);
 	for (pos = off; pos < off + len;) {
-		struct ext_map m;
-		uint64_t inblk = pos & (UDX_BLOCK_SIZE - 1), n;
+		struct udx_iomap map;
+		uint64_t n;
 
-		ret = ext_lookup(ip, pos >> UDX_BLOCK_SHIFT, &m);
+		ret = iomap_lookup(ip, pos, off + len - pos, &map);
 		if (ret)
 			goto out;
-		n = MIN(off + len - pos,
-			(m.m_len > (UINT64_MAX >> UDX_BLOCK_SHIFT) ? UINT64_MAX :
-			 (m.m_len << UDX_BLOCK_SHIFT)) - inblk);
-		if (m.m_pblk == 0 || m.m_unwritten)
+		n = MIN(off + len, map.offset + map.length) - pos;
+		if (map.type != UDX_IOMAP_MAPPED)
 			memset(out + (pos - off), 0, n);
 		else
-			memcpy(out + (pos - off), (char *)fs_block(fs, m.m_pblk) + inblk, n);
+			memcpy(out + (pos - off), (char *)map.addr + (pos - map.offset), n);
 		pos += n;
 	}
 	ret = (ssize_t)len;
 	touch_atime(ip);
 out:
 	iunlock(ip);
+	fs_exit(fs);
 	return ret;
 }
 
@@ -101,18 +102,18 @@ out:
  */
 static int range_written(struct udx_inode *ip, uint64_t off, uint64_t len)
 {
-	uint64_t lblk = off >> UDX_BLOCK_SHIFT;
-	uint64_t end = (off + len + UDX_BLOCK_SIZE - 1) >> UDX_BLOCK_SHIFT;
-	struct ext_map m;
+	uint64_t pos = off;
 	int ret;
 
-	while (lblk < end) {
-		ret = ext_lookup(ip, lblk, &m);
+	while (pos < off + len) {
+		struct udx_iomap map;
+
+		ret = iomap_lookup(ip, pos, off + len - pos, &map);
 		if (ret)
 			return ret;
-		if (m.m_pblk == 0 || m.m_unwritten)
+		if (map.type != UDX_IOMAP_MAPPED)
 			return 0;
-		lblk += m.m_len;
+		pos = map.offset + map.length;
 	}
 	return 1;
 }
@@ -127,72 +128,20 @@ static int copy_to_blocks(struct udx_inode *ip, const char *src, uint64_t off, u
 	int ret;
 
 	for (pos = off; pos < off + len;) {
-		struct ext_map m;
-		uint64_t inblk = pos & (UDX_BLOCK_SIZE - 1), n;
+		struct udx_iomap map;
+		uint64_t n;
+		char *dst;
 
-		ret = ext_lookup(ip, pos >> UDX_BLOCK_SHIFT, &m);
+		ret = iomap_lookup(ip, pos, off + len - pos, &map);
 		if (ret)
 			return ret;
-		UDX_BUG_ON(m.m_pblk == 0);
-		n = MIN(off + len - pos, (m.m_len << UDX_BLOCK_SHIFT) - inblk);
-		udx_dev_memcpy(fs->fs_dev, (char *)fs_block(fs, m.m_pblk) + inblk,
-			       src + (pos - off), n, UDX_MEM_NODRAIN);
+		UDX_BUG_ON(map.type != UDX_IOMAP_MAPPED);
+		n = MIN(off + len, map.offset + map.length) - pos;
+		dst = (char *)map.addr + (pos - map.offset);
+		udx_dev_memcpy(fs->fs_dev, dst, src + (pos - off), n, UDX_MEM_NODRAIN);
 		if (flush && fs->fs_page_gran)
-			udx_dev_flush(fs->fs_dev, (char *)fs_block(fs, m.m_pblk) + inblk, n);
+			udx_dev_flush(fs->fs_dev, dst, n);
 		pos += n;
-	}
-	return 0;
-}
-
-/*
- * Give [off, off + len) blocks: allocate holes and convert unwritten
- * extents, zeroing every part of those blocks that the write will not cover
- * (F1, F2).  The zeros are flushed here; the data is flushed by the copy.
- */
-static int prepare_blocks(struct udx_tx *tx, struct udx_inode *ip, uint64_t off, uint64_t len)
-{
-	struct udx_fs *fs = ip->i_fs;
-	uint64_t lblk = off >> UDX_BLOCK_SHIFT;
-	uint64_t end = (off + len + UDX_BLOCK_SIZE - 1) >> UDX_BLOCK_SHIFT;
-	struct ext_map m;
-	int ret;
-
-	while (lblk < end) {
-		uint64_t n, b0, b1;
-		char *p;
-
-		ret = ext_lookup(ip, lblk, &m);
-		if (ret)
-			return ret;
-		if (m.m_pblk != 0 && !m.m_unwritten) {
-			lblk += MIN(m.m_len, end - lblk);
-			continue;
-		}
-		n = MIN(m.m_len, end - lblk);
-		if (m.m_pblk == 0) {
-			ret = ext_alloc(tx, ip, lblk, n, false, &m);
-			if (ret)
-				return ret;
-			n = m.m_len;
-		} else {
-			ret = ext_convert(tx, ip, lblk, n);
-			if (ret)
-				return ret;
-		}
-		/* zero what the write leaves untouched in blocks [lblk, lblk+n) */
-		p = fs_block(fs, m.m_pblk);
-		b0 = lblk << UDX_BLOCK_SHIFT;
-		b1 = (lblk + n) << UDX_BLOCK_SHIFT;
-		if (off > b0)
-			udx_dev_memset(fs->fs_dev, p, 0, MIN(off, b1) - b0, UDX_MEM_NODRAIN);
-		if (off + len < b1) {
-			uint64_t z = MAX(off + len, b0);
-
-			udx_dev_memset(fs->fs_dev, p + (z - b0), 0, b1 - z, UDX_MEM_NODRAIN);
-		}
-		if (fs->fs_page_gran)
-			udx_dev_flush(fs->fs_dev, p, n << UDX_BLOCK_SHIFT);
-		lblk += n;
 	}
 	return 0;
 }
@@ -231,7 +180,7 @@ static int write_tx(struct udx_inode *ip, const char *src, uint64_t off, uint64_
 	if (!ret)
 		ret = log_tail(&tx, ip, off, len);
 	if (!ret)
-		ret = prepare_blocks(&tx, ip, off, len);
+		ret = iomap_prepare(&tx, ip, off, len, off, len);
 	if (!ret)
 		ret = copy_to_blocks(ip, src, off, len, true);
 	if (ret) {
@@ -246,7 +195,11 @@ static int write_tx(struct udx_inode *ip, const char *src, uint64_t off, uint64_
 	 * it: the commit's own drain would not do, as its content checksum does
 	 * not cover file data */
 	tx_data_written(&tx);
-	return tx_commit(&tx);
+	ret = tx_commit(&tx);
+	if (ret == 0)   /* holes there are not holes any more */
+		dax_invalidate_zero(ip, off >> UDX_BLOCK_SHIFT,
+				    (off + len + UDX_BLOCK_SIZE - 1) >> UDX_BLOCK_SHIFT);
+	return ret;
 }
 
 ssize_t udx_iwrite(struct udx_inode *ip, const void *buf, size_t len, uint64_t off,
@@ -262,6 +215,8 @@ ssize_t udx_iwrite(struct udx_inode *ip, const void *buf, size_t len, uint64_t o
 		return ret;
 	if (fs->fs_rdonly)
 		return udx_err(-EROFS, "the file system is mounted read-only");
+	if (!fs_enter(fs))
+		return udx_err(-ENXIO, "the device is being removed");
 	ilock(ip);
 	pthread_rwlock_rdlock(&ip->i_mmap_lock);
 	if (flags & UDX_WRITE_APPEND)
@@ -311,6 +266,7 @@ ssize_t udx_iwrite(struct udx_inode *ip, const void *buf, size_t len, uint64_t o
 out:
 	pthread_rwlock_unlock(&ip->i_mmap_lock);
 	iunlock(ip);
+	fs_exit(fs);
 	return ret;
 }
 
@@ -346,8 +302,8 @@ static int punch_blocks(struct udx_inode *ip, uint64_t lblk, uint64_t end, bool 
 	return 0;
 }
 
-/* Called with i_rwsem and i_mmap_lock exclusive. */
-int file_truncate_locked(struct udx_inode *ip, uint64_t size)
+/* Called with i_rwsem and i_mmap_lock exclusive.  @flags: UDX_BREAK_NOWAIT. */
+int file_truncate_locked(struct udx_inode *ip, uint64_t size, unsigned flags)
 {
 	struct udx_fs *fs = ip->i_fs;
 	struct udx_dinode *d = ip->i_d;
@@ -357,6 +313,13 @@ int file_truncate_locked(struct udx_inode *ip, uint64_t size)
 
 	if (size > UDX_MAX_FILE_SIZE)
 		return udx_err(-EFBIG, "a size beyond %llu bytes", (unsigned long long)UDX_MAX_FILE_SIZE);
+	if (size < old) {
+		/* F3: nothing may reach the blocks that go (pins, entries) */
+		ret = dax_break_layout(ip, (size + UDX_BLOCK_SIZE - 1) >> UDX_BLOCK_SHIFT,
+				       UINT64_MAX >> UDX_BLOCK_SHIFT, flags);
+		if (ret)
+			return ret;
+	}
 	tx_begin(&fs->fs_jn, &tx);
 	ret = inode_log(&tx, ip);
 	if (ret)
@@ -403,7 +366,7 @@ int file_finish_truncate(struct udx_inode *ip)
 	return punch_blocks(ip, keep, UINT64_MAX, true);
 }
 
-int udx_itruncate(struct udx_inode *ip, uint64_t size)
+int udx_itruncate_flags(struct udx_inode *ip, uint64_t size, unsigned flags)
 {
 	int ret = check_file(ip);
 
@@ -411,12 +374,22 @@ int udx_itruncate(struct udx_inode *ip, uint64_t size)
 		return ret;
 	if (ip->i_fs->fs_rdonly)
 		return udx_err(-EROFS, "the file system is mounted read-only");
+	if (flags & ~UDX_BREAK_NOWAIT)
+		return udx_err(-EINVAL, "unknown flags %#x", flags);
+	if (!fs_enter(ip->i_fs))
+		return udx_err(-ENXIO, "the device is being removed");
 	ilock(ip);
 	pthread_rwlock_wrlock(&ip->i_mmap_lock);
-	ret = file_truncate_locked(ip, size);
+	ret = file_truncate_locked(ip, size, flags);
 	pthread_rwlock_unlock(&ip->i_mmap_lock);
 	iunlock(ip);
+	fs_exit(ip->i_fs);
 	return ret;
+}
+
+int udx_itruncate(struct udx_inode *ip, uint64_t size)
+{
+	return udx_itruncate_flags(ip, size, 0);
 }
 
 /* Zero [off, off + len) of the file where it is mapped and written, block
@@ -503,7 +476,7 @@ static int falloc_range(struct udx_inode *ip, uint64_t off, uint64_t len, bool k
 
 /* Punch [off, off + len): whole blocks are unmapped, the partial blocks at
  * either end are zeroed. */
-static int punch_hole(struct udx_inode *ip, uint64_t off, uint64_t len)
+static int punch_hole(struct udx_inode *ip, uint64_t off, uint64_t len, unsigned flags)
 {
 	uint64_t size = ip->i_d->i_size, end = MIN(off + len, size);
 	/* the blocks the range covers whole go (the one holding the end of the
@@ -515,6 +488,12 @@ static int punch_hole(struct udx_inode *ip, uint64_t off, uint64_t len)
 
 	if (off >= end)
 		return 0;
+	if (first < last) {
+		/* F3: nothing may reach the blocks that go (pins, entries) */
+		ret = dax_break_layout(ip, first, last, flags);
+		if (ret)
+			return ret;
+	}
 	if (first >= last) {
 		/* no whole block inside: zero the range, one or two blocks */
 		ret = zero_range(ip, off, end - off);
@@ -532,6 +511,12 @@ static int punch_hole(struct udx_inode *ip, uint64_t off, uint64_t len)
 
 int udx_ifallocate(struct udx_inode *ip, int mode, uint64_t off, uint64_t len)
 {
+	return udx_ifallocate_flags(ip, mode, off, len, 0);
+}
+
+int udx_ifallocate_flags(struct udx_inode *ip, int mode, uint64_t off, uint64_t len,
+			 unsigned flags)
+{
 	int ret = check_file(ip);
 
 	if (ret)
@@ -546,15 +531,20 @@ int udx_ifallocate(struct udx_inode *ip, int mode, uint64_t off, uint64_t len)
 		return udx_err(-EOPNOTSUPP, "fallocate mode %#x is not supported", mode);
 	if ((mode & FALLOC_FL_PUNCH_HOLE) && !(mode & FALLOC_FL_KEEP_SIZE))
 		return udx_err(-EINVAL, "a punch must keep the size (FALLOC_FL_KEEP_SIZE)");
+	if (flags & ~UDX_BREAK_NOWAIT)
+		return udx_err(-EINVAL, "unknown flags %#x", flags);
+	if (!fs_enter(ip->i_fs))
+		return udx_err(-ENXIO, "the device is being removed");
 	ilock(ip);
 	if (mode & FALLOC_FL_PUNCH_HOLE) {
 		pthread_rwlock_wrlock(&ip->i_mmap_lock);
-		ret = punch_hole(ip, off, len);
+		ret = punch_hole(ip, off, len, flags);
 		pthread_rwlock_unlock(&ip->i_mmap_lock);
 	} else {
 		ret = falloc_range(ip, off, len, mode & FALLOC_FL_KEEP_SIZE);
 	}
 	iunlock(ip);
+	fs_exit(ip->i_fs);
 	return ret;
 }
 
@@ -567,6 +557,8 @@ int udx_ifsync(struct udx_inode *ip, bool datasync)
 
 	if (fs->fs_rdonly)
 		return 0;
+	if (!fs_enter(fs))
+		return udx_err(-ENXIO, "the device is being removed");
 	ilock(ip);
 	pthread_mutex_lock(&ip->i_tlock);
 	dirty = ip->i_data_dirty;
@@ -589,6 +581,7 @@ int udx_ifsync(struct udx_inode *ip, bool datasync)
 	if (!ret && !datasync)
 		ret = inode_write_times(ip);
 	iunlock(ip);
+	fs_exit(fs);
 	return ret;
 }
 
@@ -606,6 +599,7 @@ int inode_free_in_tx(struct udx_tx *tx, struct udx_inode *ip)
 
 	if (d->i_flags & UDX_IF_EXT_TREE)
 		return -EAGAIN;
+	dax_delete_entries(ip, 0, UINT64_MAX);  /* before its blocks go */
 	if (S_ISDIR(d->i_mode))
 		ret = dir_destroy(tx, ip);
 	else if (!(d->i_flags & UDX_IF_INLINE_LINK) && d->i_nextents)
@@ -625,6 +619,7 @@ int inode_evict_blocks(struct udx_inode *ip)
 	struct udx_tx tx;
 	int ret = 0;
 
+	dax_delete_entries(ip, 0, UINT64_MAX);  /* before its blocks go */
 	if (S_ISDIR(ip->i_d->i_mode) && ip->i_d->i_root) {
 		tx_begin(&fs->fs_jn, &tx);
 		ret = inode_log(&tx, ip);

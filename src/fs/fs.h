@@ -19,8 +19,11 @@
  *                         change size or extents, shared to read.  Parents
  *                         before children; two unrelated inodes by number.
  *   i_mmap_lock           the invalidate lock: shared to access device memory
- *                         through the extent map, exclusive to free or move
- *                         blocks (truncate, punch).  Taken inside i_rwsem.
+ *                         through the extent map (read, write, fault, pin),
+ *                         exclusive to free or move blocks (truncate, punch:
+ *                         they break the layout first).  Inside i_rwsem;
+ *                         a pin may take it without i_rwsem.
+ *   i_map.m_lock          the mapping index and pin list (dax/dax.h)
  *   journal lane          a transaction, begun with the inode locks held and
  *                         committed before they are dropped
  *   ic_bucket lock        inode cache hash chain, i_state, i_count 1 <-> 0
@@ -35,7 +38,10 @@
 #include <udaxfs/fs.h>
 #include <udaxfs/format.h>
 
+#include <udaxfs/liveref.h>
+
 #include "base/compiler.h"
+#include "dax/dax.h"
 #include "fs/alloc.h"
 #include "fs/journal.h"
 
@@ -70,6 +76,7 @@ struct udx_inode {
 	struct timespec i_atime, i_mtime, i_ctime;      /* i_tlock */
 	bool i_times_dirty;             /* i_tlock: newer than the device's */
 	bool i_data_dirty;              /* i_tlock: overwrites not yet flushed */
+	struct dax_mapping i_map;       /* DAX entries and pins (dax/dax.h) */
 #ifdef UDX_DEBUG
 	pthread_t i_wowner;             /* holder of i_rwsem exclusive */
 	bool i_wheld;
@@ -117,7 +124,36 @@ struct udx_fs {
 	struct udx_file **fs_fds;
 	int fs_nfds;
 	uint64_t fs_open_files;
+
+	/* direct access (src/dax) */
+	struct udx_pgmap *fs_pg;        /* the pgmap this file system holds */
+	bool fs_own_pg;                 /* made by mount, torn down by unmount */
+	struct udx_liveref fs_active;   /* sections touching the device (fs_enter) */
+	bool fs_revoked;                /* atomic: the device is being removed */
+	void *fs_zero;                  /* 2 MiB of zeros, read-only: hole entries */
+	uint64_t fs_entries, fs_pins, fs_pinned_inodes;       /* atomic counters */
+	uint64_t fs_recalls, fs_waits, fs_poison_events;      /* atomic counters */
 };
+
+/*
+ * A section in which the file system touches device memory: transactions,
+ * file I/O, faults and pins (DESIGN.md rules 2 and 3).  Fails once the
+ * device is being removed; removal waits for every open section.
+ */
+static inline bool fs_enter(struct udx_fs *fs)
+{
+	return udx_liveref_tryget_live(&fs->fs_active);
+}
+
+static inline void fs_exit(struct udx_fs *fs)
+{
+	udx_liveref_put(&fs->fs_active);
+}
+
+static inline void fs_count(uint64_t *c, int64_t d)
+{
+	__atomic_fetch_add(c, (uint64_t)d, __ATOMIC_RELAXED);
+}
 
 struct udx_file {
 	struct udx_inode *f_ip;
@@ -162,6 +198,8 @@ bool inode_claim_last(struct udx_inode *ip);
 void inode_claim_done(struct udx_inode *ip, bool freed);
 int inode_free_in_tx(struct udx_tx *tx, struct udx_inode *ip);
 int inode_flush_all(struct udx_fs *fs);
+void inode_for_each_cached(struct udx_fs *fs, void (*fn)(struct udx_inode *ip, void *arg),
+			   void *arg);
 void inode_set_nlink(struct udx_inode *ip, uint32_t nlink);
 void timespec_now(struct timespec *ts);
 
@@ -207,7 +245,7 @@ int dir_iterate(struct udx_inode *dir, uint64_t cookie, udx_filldir_t fill, void
 unsigned mode_to_dtype(mode_t mode);
 
 /* ---- file.c ---- */
-int file_truncate_locked(struct udx_inode *ip, uint64_t size);
+int file_truncate_locked(struct udx_inode *ip, uint64_t size, unsigned flags);
 int file_finish_truncate(struct udx_inode *ip);
 
 /* ---- super.c ---- */

@@ -279,6 +279,9 @@ static void inode_free_struct(struct udx_inode *ip)
 	pthread_rwlock_destroy(&ip->i_rwsem);
 	pthread_rwlock_destroy(&ip->i_mmap_lock);
 	pthread_mutex_destroy(&ip->i_tlock);
+	dax_mapping_destroy(ip);                /* rule 1 */
+	pthread_mutex_destroy(&ip->i_map.m_lock);
+	pthread_cond_destroy(&ip->i_map.m_cv);
 	free(ip);
 }
 
@@ -372,6 +375,7 @@ static struct udx_inode *inode_alloc_struct(struct udx_fs *fs, uint64_t ino)
 	pthread_rwlock_init(&ip->i_rwsem, NULL);
 	pthread_rwlock_init(&ip->i_mmap_lock, NULL);
 	pthread_mutex_init(&ip->i_tlock, NULL);
+	dax_mapping_init(&ip->i_map);
 	dtime_get(&d->i_atime, &ip->i_atime);
 	dtime_get(&d->i_mtime, &ip->i_mtime);
 	dtime_get(&d->i_ctime, &ip->i_ctime);
@@ -523,7 +527,7 @@ static bool inode_evict(struct udx_fs *fs, struct udx_inode *ip)
 
 	if (!fs->fs_rdonly) {
 		ret = inode_evict_blocks(ip);
-		if (ret)
+		if (ret && !__atomic_load_n(&fs->fs_revoked, __ATOMIC_RELAXED))
 			fprintf(stderr, "udaxfs: evicting inode %llu: %s (fsck will free it)\n",
 				(unsigned long long)ip->i_ino, udx_errmsg());
 	}
@@ -663,15 +667,15 @@ struct udx_fs *udx_ifs(const struct udx_inode *ip)
 	return ip->i_fs;
 }
 
-/* Write back the timestamps of every cached inode (sync, unmount).  The
- * references are taken under the bucket lock on the cached structs: an
- * inode is never reloaded by number here (its slot may be in flux). */
-int inode_flush_all(struct udx_fs *fs)
+/* Call @fn on every live cached inode, holding a reference.  The references
+ * are taken under the bucket lock on the cached structs: an inode is never
+ * reloaded by number here (its slot may be in flux). */
+void inode_for_each_cached(struct udx_fs *fs, void (*fn)(struct udx_inode *ip, void *arg),
+			   void *arg)
 {
 	struct udx_inode **ips = NULL;
 	size_t n, cap = 0, k;
 	unsigned i;
-	int ret = 0;
 
 	for (i = 0; i < IC_BUCKETS; i++) {
 		struct ic_bucket *b = &fs->fs_icache[i];
@@ -695,13 +699,28 @@ int inode_flush_all(struct udx_fs *fs)
 		}
 		pthread_mutex_unlock(&b->b_lock);
 		for (k = 0; k < n; k++) {
-			ilock(ips[k]);
-			if (inode_write_times(ips[k]) && !ret)
-				ret = -EIO;
-			iunlock(ips[k]);
+			fn(ips[k], arg);
 			udx_iput(ips[k]);
 		}
 	}
 	free(ips);
+}
+
+static void flush_one(struct udx_inode *ip, void *arg)
+{
+	int *ret = arg;
+
+	ilock(ip);
+	if (inode_write_times(ip) && !*ret)
+		*ret = -EIO;
+	iunlock(ip);
+}
+
+/* Write back the timestamps of every cached inode (sync, unmount). */
+int inode_flush_all(struct udx_fs *fs)
+{
+	int ret = 0;
+
+	inode_for_each_cached(fs, flush_one, &ret);
 	return ret;
 }

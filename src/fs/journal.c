@@ -121,6 +121,7 @@ int journal_init(struct udx_journal *jn, const struct udx_dev *dev,
 	jn->jn_dev_size = udx_dev_size(dev);
 	jn->jn_nlanes = nlanes;
 	jn->jn_bops = bops;
+	jn->jn_active = NULL;
 	jn->jn_bctx = bctx;
 	jn->jn_lanes = calloc(nlanes, sizeof(*jn->jn_lanes));
 	if (jn->jn_lanes == NULL)
@@ -432,6 +433,9 @@ void tx_begin(struct udx_journal *jn, struct udx_tx *tx)
 	tx->tx_frees_cap = ARRAY_SIZE(tx->tx_frees_inl);
 	tx->tx_nlogged = tx->tx_ndirty = tx->tx_nallocs = tx->tx_nfrees = 0;
 	tx->tx_data = false;
+	tx->tx_section = jn->jn_active == NULL || udx_liveref_tryget_live(jn->jn_active);
+	if (!tx->tx_section)
+		tx->tx_err = udx_err(-ENXIO, "the device is being removed");
 	pthread_mutex_lock(&jn->jn_lock);
 	while (jl == NULL) {
 		for (i = 0; i < jn->jn_nlanes; i++) {
@@ -663,6 +667,8 @@ static void tx_release(struct udx_tx *tx)
 	pthread_cond_signal(&jn->jn_cv);
 	pthread_mutex_unlock(&jn->jn_lock);
 	tx->tx_lane = NULL;
+	if (tx->tx_section && jn->jn_active)
+		udx_liveref_put(jn->jn_active);
 }
 
 void tx_abort(struct udx_tx *tx)

@@ -24,6 +24,7 @@
 
 #include <pthread.h>
 #include <udaxfs/dev.h>
+#include <udaxfs/liveref.h>
 #include <udaxfs/format.h>
 
 /*
@@ -62,6 +63,9 @@ struct udx_journal {
 	pthread_mutex_t jn_lock;
 	pthread_cond_t jn_cv;           /* a lane became free */
 	unsigned jn_hint;               /* jn_lock: where to look first */
+	struct udx_liveref *jn_active;  /* a section per transaction, or NULL
+					   (fs_enter: refused once the device
+					   is being removed) */
 	const struct udx_block_ops *jn_bops;
 	void *jn_bctx;
 	uint64_t jn_commits, jn_aborts; /* jn_lock */
@@ -92,6 +96,7 @@ struct udx_tx {
 	uint64_t tx_pos;                /* next record offset in the lane */
 	int tx_err;                     /* sticky: the first failure */
 	bool tx_data;                   /* has file data ranges logged */
+	bool tx_section;                /* holds a jn_active reference */
 	struct tx_range *tx_logged;     /* old bytes saved: flush at commit */
 	size_t tx_nlogged, tx_logged_cap;
 	struct tx_range *tx_dirty;      /* new blocks written: flush at commit */

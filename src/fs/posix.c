@@ -420,6 +420,18 @@ int udx_fd_inode(struct udx_fs *fs, int fd, struct udx_inode **ip)
 	return 0;
 }
 
+int udx_fd_flags(struct udx_fs *fs, int fd)
+{
+	struct fd_file *ff = fd_get(fs, fd);
+	int flags;
+
+	if (ff == NULL)
+		return -EBADF;
+	flags = ff->f.f_flags;
+	fd_put(ff);
+	return flags;
+}
+
 ssize_t udx_pread(struct udx_fs *fs, int fd, void *buf, size_t len, off_t off)
 {
 	struct fd_file *ff = fd_get(fs, fd);

@@ -510,14 +510,22 @@ int udx_mount(struct udx_dev *dev, const struct udx_mount_opts *opts, struct udx
 		sb_time(&fs->fs_sb->s_mount_time);
 		sb_write(dev, fs->fs_sb, false);
 	}
+	ret = dax_fs_init(fs, opts->pgmap);
+	if (ret)
+		goto out_cache;
 	ret = finish_inodes(fs, todo, ntodo);
 	free(todo);
 	todo = NULL;
 	if (ret)
-		goto out_cache;
+		goto out_dax;
 	*out = fs;
 	return 0;
 
+out_dax:
+	inode_cache_exit(fs);
+	dax_fs_exit(fs);
+	free(fs->fs_ino_used);
+	goto out_journal;
 out_cache:
 	inode_cache_exit(fs);
 	free(fs->fs_ino_used);
@@ -539,7 +547,11 @@ static int fs_shutdown(struct udx_fs *fs)
 {
 	int ret = 0;
 
-	if (!fs->fs_rdonly) {
+	if (__atomic_load_n(&fs->fs_revoked, __ATOMIC_ACQUIRE)) {
+		/* the device was removed: touch nothing there; the next mount
+		 * recovers (the superblock still says DIRTY) */
+		ret = 0;
+	} else if (!fs->fs_rdonly) {
 		ret = inode_flush_all(fs);
 		if (fs->fs_page_gran)
 			udx_dev_flush(fs->fs_dev, fs->fs_base, fs->fs_nblocks << UDX_BLOCK_SHIFT);
@@ -551,7 +563,8 @@ static int fs_shutdown(struct udx_fs *fs)
 		sb_time(&fs->fs_sb->s_unmount_time);
 		sb_write(fs->fs_dev, fs->fs_sb, true);
 	}
-	inode_cache_exit(fs);
+	inode_cache_exit(fs);           /* deletes every entry (rule 1) */
+	dax_fs_exit(fs);
 	free(fs->fs_ino_used);
 	pthread_mutex_destroy(&fs->fs_ino_lock);
 	journal_exit(&fs->fs_jn);
@@ -713,4 +726,18 @@ void udx_fs_stats(struct udx_fs *fs, struct udx_fs_stats *st)
 	pthread_mutex_lock(&fs->fs_fd_lock);
 	st->open_files = fs->fs_open_files;
 	pthread_mutex_unlock(&fs->fs_fd_lock);
+	st->entries = __atomic_load_n(&fs->fs_entries, __ATOMIC_RELAXED);
+	st->pins = __atomic_load_n(&fs->fs_pins, __ATOMIC_RELAXED);
+	st->pinned_inodes = __atomic_load_n(&fs->fs_pinned_inodes, __ATOMIC_RELAXED);
+	st->recalls = __atomic_load_n(&fs->fs_recalls, __ATOMIC_RELAXED);
+	st->waits = __atomic_load_n(&fs->fs_waits, __ATOMIC_RELAXED);
+	st->poison_events = __atomic_load_n(&fs->fs_poison_events, __ATOMIC_RELAXED);
+	st->revoked = __atomic_load_n(&fs->fs_revoked, __ATOMIC_ACQUIRE);
+	if (!st->revoked || fs->fs_own_pg) {
+		struct udx_pgmap_stats ps;
+
+		udx_pgmap_stats(fs->fs_pg, &ps);
+		st->live_folios = ps.live_folios;
+		st->pgmap_refs = ps.liveref;
+	}
 }
