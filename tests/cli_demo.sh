@@ -7,6 +7,17 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 
 out=$("$UDAXFS" demo 2>&1) || fail "demo on the default device: $out"
 echo "$out" | grep -q "teardown returned after" || fail "demo output: $out"
+# part two: pins and the inode as arbiter
+for want in "open by name: gone (ENOENT); through the pin: \"stored through the pin\"" \
+	    "unmount while pinned: refused (EBUSY)" \
+	    "the waiting unmount returned after the unpin: ok" \
+	    "truncate that may not wait: refused (EBUSY)" \
+	    "truncate that waits: done" \
+	    "recall callback\] device removal" \
+	    "a read now: refused (ENXIO)" \
+	    "unmount: ok; recalls: 2"; do
+	echo "$out" | grep -q "$want" || fail "demo: no '$want' in: $out"
+done
 
 out=$("$UDAXFS" demo /nonexistent/pool 2>&1); rc=$?
 [ $rc -eq 1 ] || fail "missing device: exit $rc"

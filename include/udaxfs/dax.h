@@ -79,7 +79,10 @@ enum udx_pin_event {
 /*
  * udx_pin_cb - runs in the thread that breaks the layout (or removes the
  * device, or reports the failure), with no udaxfs lock held.  @off/@len is
- * the affected file range.  It may call udx_unpin(@pin) itself.
+ * the affected file range.  It may call udx_unpin(@pin) itself.  It is not
+ * called for a pin already unpinned, but it may run while the holder's own
+ * thread unpins: a holder that can unpin from both places makes sure only
+ * one of them does (udx_unpin of a pin twice is a bug, and is caught).
  */
 typedef void (*udx_pin_cb)(struct udx_pin *pin, enum udx_pin_event ev, uint64_t off,
 			   uint64_t len, void *arg);

@@ -86,6 +86,8 @@ struct udx_pin {
 	struct udx_pin *p_prev, *p_next;        /* m_lock */
 	uint32_t p_ref;                 /* m_lock: the holder's, + callbacks */
 	bool p_recalled;                /* m_lock */
+	bool p_dead;                    /* m_lock: unpinned (the struct may live
+					   on while a callback is in flight) */
 	size_t p_nseg, p_nfolio;
 	struct udx_pin_seg *p_seg;
 	struct udx_folio **p_folio;

@@ -211,6 +211,8 @@ static int fault_fill(struct udx_inode *ip, struct dax_pmd *d, uint64_t idx, boo
 	pthread_mutex_unlock(&m->m_lock);
 
 	ret = iomap_lookup(ip, e->e_index << 12, pages << 12, &map);
+	if (ret == -EIO && huge)
+		ret = 1;                        /* a poisoned page: 4 KiB may do */
 	if (ret == 0 && map.length < (pages << 12))
 		ret = 1;                        /* the extent ends inside */
 	if (ret == 0 && map.type == UDX_IOMAP_MAPPED) {
@@ -331,7 +333,14 @@ static void batch_call(struct udx_inode *ip, struct pin_batch *b, enum udx_pin_e
 		struct udx_pin *p = b->p[i];
 		uint64_t s = MAX(start << 12, p->p_off);
 		uint64_t e = MIN(end << 12, p->p_off + p->p_len);
+		bool dead;
 
+		/* not for a pin its holder released meanwhile */
+		pthread_mutex_lock(&ip->i_map.m_lock);
+		dead = p->p_dead;
+		pthread_mutex_unlock(&ip->i_map.m_lock);
+		if (dead)
+			continue;
 		fs_count(&ip->i_fs->fs_recalls, 1);
 		if (p->p_cb)
 			p->p_cb(p, ev, s, e > s ? e - s : 0, p->p_arg);

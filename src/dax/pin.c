@@ -316,6 +316,8 @@ void udx_unpin(struct udx_pin *p)
 	struct udx_fs *fs = ip->i_fs;
 
 	pthread_mutex_lock(&m->m_lock);
+	UDX_BUG_ON(p->p_dead);                  /* unpinned twice */
+	p->p_dead = true;
 	if (p->p_prev)
 		p->p_prev->p_next = p->p_next;
 	else

@@ -376,14 +376,13 @@ int udx_itruncate_flags(struct udx_inode *ip, uint64_t size, unsigned flags)
 		return udx_err(-EROFS, "the file system is mounted read-only");
 	if (flags & ~UDX_BREAK_NOWAIT)
 		return udx_err(-EINVAL, "unknown flags %#x", flags);
-	if (!fs_enter(ip->i_fs))
-		return udx_err(-ENXIO, "the device is being removed");
+	/* not one section: the layout break may wait for pins, and removal
+	 * waits for sections; the transactions are sections of their own */
 	ilock(ip);
 	pthread_rwlock_wrlock(&ip->i_mmap_lock);
 	ret = file_truncate_locked(ip, size, flags);
 	pthread_rwlock_unlock(&ip->i_mmap_lock);
 	iunlock(ip);
-	fs_exit(ip->i_fs);
 	return ret;
 }
 
@@ -494,6 +493,9 @@ static int punch_hole(struct udx_inode *ip, uint64_t off, uint64_t len, unsigned
 		if (ret)
 			return ret;
 	}
+	/* the zeroing stores to the device outside a transaction: a section */
+	if (!fs_enter(ip->i_fs))
+		return udx_err(-ENXIO, "the device is being removed");
 	if (first >= last) {
 		/* no whole block inside: zero the range, one or two blocks */
 		ret = zero_range(ip, off, end - off);
@@ -504,6 +506,7 @@ static int punch_hole(struct udx_inode *ip, uint64_t off, uint64_t len, unsigned
 		if (!ret)
 			ret = punch_blocks(ip, first, last, false);
 	}
+	fs_exit(ip->i_fs);
 	if (!ret)
 		inode_touch(ip, false, true, true);
 	return ret;
@@ -533,8 +536,6 @@ int udx_ifallocate_flags(struct udx_inode *ip, int mode, uint64_t off, uint64_t 
 		return udx_err(-EINVAL, "a punch must keep the size (FALLOC_FL_KEEP_SIZE)");
 	if (flags & ~UDX_BREAK_NOWAIT)
 		return udx_err(-EINVAL, "unknown flags %#x", flags);
-	if (!fs_enter(ip->i_fs))
-		return udx_err(-ENXIO, "the device is being removed");
 	ilock(ip);
 	if (mode & FALLOC_FL_PUNCH_HOLE) {
 		pthread_rwlock_wrlock(&ip->i_mmap_lock);
@@ -544,7 +545,6 @@ int udx_ifallocate_flags(struct udx_inode *ip, int mode, uint64_t off, uint64_t 
 		ret = falloc_range(ip, off, len, mode & FALLOC_FL_KEEP_SIZE);
 	}
 	iunlock(ip);
-	fs_exit(ip->i_fs);
 	return ret;
 }
 

@@ -23,5 +23,10 @@ extern const struct udx_cmd udx_cmd_demo;
 extern const struct udx_cmd udx_cmd_mkfs;
 extern const struct udx_cmd udx_cmd_fsck;
 extern const struct udx_cmd udx_cmd_info;
+extern const struct udx_cmd udx_cmd_stats;
+
+struct udx_fs;
+/* The counters of a mounted file system (udaxfs stats, demo). */
+void print_fs_stats(FILE *out, struct udx_fs *fs);
 
 #endif

@@ -5,6 +5,7 @@
  * what happens at each step.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
@@ -19,7 +20,9 @@ static void demo_usage(FILE *out)
 		"usage: udaxfs demo [DEVICE]\n\n"
 		"Map DEVICE (default " UDX_DEV_DEFAULT_SPEC "), build its pgmap, and show\n"
 		"folios going live and idle, the liveness counter, memory failure, the\n"
-		"holder, and a teardown that waits for the last folio reference.\n\n"
+		"holder, and a teardown that waits for the last folio reference; then\n"
+		"make a file system there and show pins: unlink, unmount, truncate and\n"
+		"device removal while a pin is held.\n\n"
 		"exit codes: 0 success, 1 a step failed, 2 bad command line\n");
 }
 
@@ -77,6 +80,136 @@ static void *late_put_thread(void *arg)
 	printf("   [other thread] drops its folio reference now\n");
 	udx_folio_put(lp->pg, lp->f);
 	return NULL;
+}
+
+/* ---- part two: the file system, pins, and the inode as arbiter ---------- */
+
+static int nrecalls;
+
+static void demo_recall(struct udx_pin *pin, enum udx_pin_event ev, uint64_t off,
+			uint64_t len, void *arg)
+{
+	(void)arg;
+	nrecalls++;
+	printf("   [recall callback] %s over %llu+%llu: unpinning\n",
+	       ev == UDX_PIN_RECALL_LAYOUT ? "truncate/punch" :
+	       ev == UDX_PIN_RECALL_REMOVE ? "device removal" :
+	       ev == UDX_PIN_POISON ? "memory failure" : "stale hole",
+	       (unsigned long long)off, (unsigned long long)len);
+	udx_unpin(pin);
+}
+
+static void show_fs(struct udx_fs *fs, const char *when)
+{
+	struct udx_fs_stats st;
+
+	udx_fs_stats(fs, &st);
+	printf("   %-34s pins %llu, entries %llu, live folios %llu, orphans %llu\n", when,
+	       (unsigned long long)st.pins, (unsigned long long)st.entries,
+	       (unsigned long long)st.live_folios, (unsigned long long)st.orphans);
+}
+
+struct late_unpin {
+	struct udx_pin *pin;
+};
+
+static void *late_unpin_thread(void *arg)
+{
+	struct late_unpin *lu = arg;
+	struct timespec ts = { 0, 100 * 1000 * 1000 };
+
+	nanosleep(&ts, NULL);
+	printf("   [other thread] unpins now\n");
+	udx_unpin(lu->pin);
+	return NULL;
+}
+
+static int demo_fs(struct udx_dev *dev)
+{
+	struct udx_pin *pin, *pin2;
+	struct udx_fs *fs;
+	struct late_unpin lu;
+	const struct udx_pin_seg *seg;
+	struct udx_pgmap *pg;
+	char buf[32];
+	pthread_t th;
+	size_t n;
+	int fd, ret;
+
+	printf("9. mkfs and mount: the file system is the holder of a new pgmap\n");
+	if ((ret = udx_mkfs(dev, NULL)) || (ret = udx_memremap(dev, NULL, NULL, &pg)))
+		return ret;
+	{
+		struct udx_mount_opts mo = { .pgmap = pg };
+
+		if ((ret = udx_mount(dev, &mo, &fs)))
+			return ret;
+	}
+	fd = udx_open(fs, "/data", O_CREAT | O_RDWR, 0644);
+	if (fd < 0 || (ret = udx_ftruncate(fs, fd, 4u << 20)))
+		return fd < 0 ? fd : ret;
+	printf("10. pin 2 MiB of /data for writing: one 2 MiB entry, one folio\n");
+	if ((ret = udx_pin(fs, fd, 0, 2u << 20, UDX_PIN_WRITE, demo_recall, NULL, &pin)))
+		return ret;
+	seg = udx_pin_segs(pin, &n);
+	memcpy(seg[0].addr, "stored through the pin", 23);
+	udx_pin_persist(pin, 0, 4096);
+	printf("   %zu piece(s) of memory, %zu bytes at %p\n", n, seg[0].len, seg[0].addr);
+	show_fs(fs, "pinned:");
+	udx_close(fs, fd);
+	printf("11. close the file and unlink it while pinned\n");
+	if ((ret = udx_unlink(fs, "/data")))
+		return ret;
+	fd = udx_open(fs, "/data", O_RDONLY, 0);
+	printf("   open by name: %s; through the pin: \"%s\"\n",
+	       fd == -ENOENT ? "gone (ENOENT)" : "still there?!", (char *)seg[0].addr);
+	show_fs(fs, "an orphan, still pinned:");
+	ret = udx_unmount(fs);
+	printf("12. unmount while pinned: %s\n", ret == -EBUSY ? "refused (EBUSY)" : "accepted?!");
+	lu.pin = pin;
+	pthread_create(&th, NULL, late_unpin_thread, &lu);
+	ret = udx_unmount_wait(fs, -1);
+	pthread_join(th, NULL);
+	printf("   the waiting unmount returned after the unpin: %s\n", ret ? udx_errmsg() : "ok");
+	if (ret)
+		return ret;
+
+	printf("13. truncate over a pin: the pin is recalled, then the blocks go\n");
+	{
+		struct udx_mount_opts mo = { .pgmap = pg };
+
+		if ((ret = udx_mount(dev, &mo, &fs)))
+			return ret;
+	}
+	fd = udx_open(fs, "/log", O_CREAT | O_RDWR, 0644);
+	if (fd < 0 || (ret = udx_ftruncate(fs, fd, 1u << 20)) ||
+	    (ret = udx_pin(fs, fd, 0, 1u << 20, UDX_PIN_WRITE, demo_recall, NULL, &pin2)))
+		return fd < 0 ? fd : ret;
+	{
+		struct udx_inode *ip;
+
+		udx_fd_inode(fs, fd, &ip);
+		ret = udx_itruncate_flags(ip, 0, UDX_BREAK_NOWAIT);
+		printf("   truncate that may not wait: %s\n",
+		       ret == -EBUSY ? "refused (EBUSY), nothing changed" : "accepted?!");
+		udx_iput(ip);
+	}
+	ret = udx_ftruncate(fs, fd, 0);
+	printf("   truncate that waits: %s\n", ret ? udx_errmsg() : "done, after the recall");
+	show_fs(fs, "after the truncate:");
+
+	printf("14. device removal with a pin held\n");
+	if ((ret = udx_ftruncate(fs, fd, 2u << 20)) ||
+	    (ret = udx_pin(fs, fd, 0, 2u << 20, UDX_PIN_WRITE, demo_recall, NULL, &pin2)))
+		return ret;
+	udx_memunmap(pg);
+	printf("   memunmap returned after the recall and the unpin\n");
+	ret = (int)udx_pread(fs, fd, buf, sizeof(buf), 0);
+	printf("   a read now: %s\n", ret == -ENXIO ? "refused (ENXIO)" : "accepted?!");
+	udx_close(fs, fd);
+	ret = udx_unmount(fs);
+	printf("   unmount: %s; recalls: %d\n", ret ? udx_errmsg() : "ok", nrecalls);
+	return ret;
 }
 
 static int demo_run(int argc, char **argv)
@@ -185,6 +318,12 @@ static int demo_run(int argc, char **argv)
 	pthread_join(th, NULL);
 	udx_pgmap_unclaim(pg, (void *)"demo-fs");
 	udx_pgmap_free(pg);
+	ret = demo_fs(dev);
+	if (ret) {
+		fprintf(stderr, "udaxfs demo: %s\n", udx_errmsg());
+		udx_dev_close(dev);
+		return UDX_EXIT_FAILURE;
+	}
 	udx_dev_close(dev);
 	printf("done.\n");
 	return UDX_EXIT_OK;

@@ -9,6 +9,7 @@ static const struct udx_cmd *const cmds[] = {
 	&udx_cmd_mkfs,
 	&udx_cmd_fsck,
 	&udx_cmd_info,
+	&udx_cmd_stats,
 	&udx_cmd_demo,
 };
 
