@@ -25,5 +25,6 @@ struct bench {
 void bench_liveref(void);
 void bench_pgmap(void);
 void bench_fs(void);
+void bench_dax(void);
 
 #endif

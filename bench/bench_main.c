@@ -14,6 +14,7 @@ static const struct bench groups[] = {
 	{ "liveref", bench_liveref },
 	{ "pgmap", bench_pgmap },
 	{ "fs", bench_fs },
+	{ "dax", bench_dax },
 };
 
 uint64_t bench_now_ns(void)

@@ -36,12 +36,21 @@ out=$("$UDAXFS" fsck --repair "$POOL"); rc=$?
 out=$("$UDAXFS" fsck "$POOL"); rc=$?
 [ $rc -eq 0 ] || fail "fsck after repair: $rc $out"
 
+# stats: the counters of a mounted (read-only) file system
+out=$("$UDAXFS" stats "$POOL") || fail "stats: $out"
+echo "$out" | grep -q "^pins: *0 on 0 inodes" || fail "stats pins: $out"
+echo "$out" | grep -q "^pgmap references: *1 " || fail "stats pgmap: $out"
+"$UDAXFS" stats >/dev/null 2>&1; [ $? -eq 2 ] || fail "stats usage"
+"$UDAXFS" stats --help | grep -q "exit codes" || fail "stats --help"
+
 # not udaxfs, missing, bad options
 head -c 33554432 /dev/zero > "$DIR/zero"
 out=$("$UDAXFS" fsck "$DIR/zero" 2>&1); rc=$?
 [ $rc -eq 8 ] && echo "$out" | grep -q "not udaxfs" || fail "fsck foreign: $rc $out"
 out=$("$UDAXFS" info "$DIR/zero" 2>&1); rc=$?
 [ $rc -eq 1 ] && echo "$out" | grep -q "not udaxfs" || fail "info foreign: $rc $out"
+out=$("$UDAXFS" stats "$DIR/zero" 2>&1); rc=$?
+[ $rc -eq 1 ] && echo "$out" | grep -q "not udaxfs" || fail "stats foreign: $rc $out"
 out=$("$UDAXFS" fsck "$DIR/missing" 2>&1); rc=$?
 [ $rc -eq 8 ] && echo "$out" | grep -q "no such file" || fail "fsck missing: $rc $out"
 "$UDAXFS" fsck >/dev/null 2>&1; [ $? -eq 16 ] || fail "fsck usage"
