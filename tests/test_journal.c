@@ -315,6 +315,95 @@ static void test_later_change_keeps_commit(void **state)
 	assert_int_equal(tx_commit(&hold), 0);
 }
 
+/*
+ * J3 under concurrency: a commit numbered below one that completed may still
+ * be in its drain.  A record written then must not carry the lower
+ * watermark: tx_append waits until it covers every completed commit, or a
+ * later change of the completed commit's ranges would roll it back.
+ */
+struct wm_arg {
+	struct fx *f;
+	struct udx_tx tx;
+	int done;                       /* atomic */
+};
+
+static void *wm_logger(void *arg)
+{
+	struct wm_arg *a = arg;
+
+	tx_begin(&a->f->jn, &a->tx);
+	assert_int_equal(tx_log(&a->tx, data(a->f, 4096), 8), 0);
+	__atomic_store_n(&a->done, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+static void test_record_waits_for_settled_watermark(void **state)
+{
+	struct fx *f = *state;
+	struct udx_journal *jn = &f->jn;
+	struct wm_arg a = { .f = f };
+	struct timespec ts = { 0, 50 * 1000 * 1000 };
+	struct udx_jrec *r;
+	pthread_t th;
+	uint64_t w;
+
+	/* commit w + 1 is in flight, w + 2 has completed */
+	pthread_mutex_lock(&jn->jn_lock);
+	w = jn->jn_wmark;
+	jn->jn_next_seq = w + 3;
+	jn->jn_done[(w + 2) % JN_RING] = w + 2;
+	jn->jn_maxdone = w + 2;
+	pthread_mutex_unlock(&jn->jn_lock);
+
+	pthread_create(&th, NULL, wm_logger, &a);
+	nanosleep(&ts, NULL);
+	assert_int_equal(__atomic_load_n(&a.done, __ATOMIC_ACQUIRE), 0);   /* waits */
+
+	/* w + 1 completes: the watermark jumps to w + 2 */
+	pthread_mutex_lock(&jn->jn_lock);
+	jn->jn_done[(w + 1) % JN_RING] = w + 1;
+	while (jn->jn_done[(jn->jn_wmark + 1) % JN_RING] == jn->jn_wmark + 1)
+		__atomic_store_n(&jn->jn_wmark, jn->jn_wmark + 1, __ATOMIC_RELEASE);
+	pthread_cond_broadcast(&jn->jn_wcv);
+	pthread_mutex_unlock(&jn->jn_lock);
+	pthread_join(th, NULL);
+	/* the first record of its slot (journal.c: odd generations use the
+	 * second half of the lane, even ones start at byte 64) */
+	r = (struct udx_jrec *)(a.tx.tx_lane->jl_area +
+				((a.tx.tx_gen & 1) ? a.tx.tx_lane->jl_size / 2 : 64));
+	assert_int_equal(r->r_wmark, w + 2);
+	tx_abort(&a.tx);
+}
+
+/*
+ * J3 and file data: a committed transaction that logged file data (a
+ * file's tail) stays complete when the data changes later without a
+ * transaction (an overwrite): data records are not in the content checksum.
+ */
+static void test_data_record_outside_checksum(void **state)
+{
+	struct fx *f = *state;
+	struct udx_tx t;
+	struct udx_dev *c;
+	int rolled;
+
+	strcpy(data(f, 0), "meta0");
+	memset(data(f, 8192), 0, 16);
+	tx_begin(&f->jn, &t);
+	assert_int_equal(tx_log(&t, data(f, 0), 6), 0);
+	assert_int_equal(tx_log_data(&t, data(f, 8192), 16), 0);
+	strcpy(data(f, 0), "meta1");
+	strcpy(data(f, 8192), "tail-data");
+	assert_int_equal(tx_commit(&t), 0);
+	/* an overwrite of the data, no transaction, then a crash */
+	strcpy(data(f, 8192), "overwritten");
+	c = crash_copy_with(f, 0, NULL, 0, &rolled);
+	assert_int_equal(rolled, 0);
+	assert_string_equal((char *)udx_dev_addr(c) + DATA_START * 4096, "meta1");
+	assert_string_equal((char *)udx_dev_addr(c) + DATA_START * 4096 + 8192, "overwritten");
+	udx_dev_close(c);
+}
+
 /* J6: recovering twice (a crash during recovery) gives the same bytes. */
 static void test_recover_idempotent(void **state)
 {
@@ -479,6 +568,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_lane_full_is_sticky, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_lane_header, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_threads_share_lanes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_record_waits_for_settled_watermark, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_data_record_outside_checksum, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
