@@ -2325,6 +2325,7 @@ static void known_bug(struct world *wd, const struct workload *w, enum kbug kb,
 		return;
 	}
 	wd->wd_known++;
+	kb = (enum kbug)((unsigned)kb % KB_N);  /* in range, for the optimiser too */
 	if (g_kb_hits[kb]++)
 		return;
 	describe_image(img, d, sizeof(d));

@@ -70,9 +70,9 @@ struct dax_mapping {
 	pthread_cond_t m_cv;            /* an entry unlocked, or a pin left */
 	struct dax_pmd *m_slots;        /* open addressing, m_cap a power of 2 */
 	size_t m_cap, m_used;
-	uint64_t m_nentries;
+	uint64_t m_nentries;            /* written under m_lock, read by stats */
 	struct udx_pin *m_pins;         /* list of pins */
-	uint64_t m_npins;
+	uint64_t m_npins;               /* written under m_lock, read by stats */
 	unsigned m_breaking;            /* layout breaks in progress */
 	uint64_t m_gen;                 /* bumped when zero entries go stale */
 };
@@ -99,6 +99,8 @@ void dax_mapping_init(struct dax_mapping *m);
 /* Delete every entry (the inode is leaving the cache, or the file system
  * is going away): no pin may exist. */
 void dax_mapping_destroy(struct udx_inode *ip);
+/* The entry covering page @idx, or NULL (m_lock held). */
+struct dax_entry *dax_lookup(struct dax_mapping *m, uint64_t idx);
 /* Find or make the entry covering page @idx (m_lock held; may drop and
  * retake it).  Returns 0 with *@out set, or a negative errno. */
 int dax_fault(struct udx_inode *ip, uint64_t idx, unsigned flags, uint64_t size,

@@ -140,8 +140,7 @@ static void entry_delete(struct udx_inode *ip, struct dax_entry *e)
 	entry_unlink(&ip->i_map, e);
 	if (e->e_folio)
 		udx_folio_put(fs->fs_pg, e->e_folio);
-	ip->i_map.m_nentries--;
-	fs_count(&fs->fs_entries, -1);
+	WRITE_ONCE(ip->i_map.m_nentries, ip->i_map.m_nentries - 1);
 	free(e);
 }
 
@@ -178,6 +177,11 @@ static void for_each_entry(struct dax_mapping *m, uint64_t start, uint64_t end,
 			}
 		}
 	}
+}
+
+struct dax_entry *dax_lookup(struct dax_mapping *m, uint64_t idx)
+{
+	return entry_at(pmd_find(m, idx >> DAX_PMD_SHIFT), idx);
 }
 
 /* ---- faults ----------------------------------------------------------- */
@@ -244,8 +248,7 @@ static int fault_fill(struct udx_inode *ip, struct dax_pmd *d, uint64_t idx, boo
 		return ret;
 	}
 	e->e_flags &= (uint8_t)~DE_LOCKED;
-	m->m_nentries++;
-	fs_count(&fs->fs_entries, 1);
+	WRITE_ONCE(m->m_nentries, m->m_nentries + 1);
 	pthread_cond_broadcast(&m->m_cv);
 	*out = e;
 	return 0;

@@ -133,6 +133,88 @@ static int needs_blocks(struct udx_inode *ip, uint64_t off, uint64_t len)
 	return 0;
 }
 
+/* Add entry @e's piece of the pin from page @idx (m_lock held): a folio
+ * reference and a segment.  Returns the next page, or 0 with -ENOMEM. */
+static uint64_t pin_add(struct pin_alloc *a, struct udx_fs *fs, const struct dax_entry *e,
+			uint64_t idx, uint64_t end, int *err)
+{
+	uint64_t stop = MIN(end, e->e_index + (1ull << e->e_order));
+	uint64_t in = (idx - e->e_index) << 12;
+	char *addr = (e->e_flags & DE_ZERO) ? (char *)fs->fs_zero + in :
+		     fs->fs_base + e->e_devoff + in;
+	int ret = 0;
+
+	if (e->e_folio) {
+		ret = add_folio(a, e->e_folio);
+		if (ret == 0)
+			udx_folio_get(fs->fs_pg, e->e_folio);
+		else if (ret == 1)
+			ret = 0;
+	}
+	if (!ret)
+		ret = add_seg(a, idx << 12, addr, (size_t)((stop - idx) << 12));
+	if (ret) {
+		*err = udx_err(ret, "out of memory");
+		return 0;
+	}
+	return stop;
+}
+
+/* m_lock held: put the pin on the inode's list; from here a layout break
+ * sees it. */
+static void pin_register(struct udx_pin *p, struct dax_mapping *m)
+{
+	p->p_next = m->m_pins;
+	if (m->m_pins)
+		m->m_pins->p_prev = p;
+	m->m_pins = p;
+	WRITE_ONCE(m->m_npins, m->m_npins + 1);
+}
+
+/*
+ * The fast path: every entry of the range exists, so neither the inode lock
+ * nor the invalidate lock is needed.  Entries are deleted only under m_lock
+ * (a layout break, which holds m_breaking and sees the pins registered
+ * before it; removal, which waits for this section; eviction, which no
+ * referenced inode meets), so what is found and registered under one hold
+ * of m_lock stays valid.  Returns 0, 1 (take the slow path) or an error.
+ */
+static int pin_fast(struct pin_alloc *a, struct udx_inode *ip)
+{
+	struct udx_pin *p = &a->p;
+	struct dax_mapping *m = &ip->i_map;
+	struct udx_fs *fs = ip->i_fs;
+	uint64_t idx = p->p_off >> 12, end = (p->p_off + p->p_len) >> 12;
+	int ret = 0;
+
+	pthread_mutex_lock(&m->m_lock);
+	if (m->m_breaking) {
+		pthread_mutex_unlock(&m->m_lock);
+		return udx_err(-EAGAIN, "the file is being truncated or punched; try again");
+	}
+	while (idx < end) {
+		struct dax_entry *e = dax_lookup(m, idx);
+
+		if (e == NULL || (e->e_flags & DE_LOCKED) ||
+		    ((e->e_flags & DE_ZERO) && (p->p_flags & UDX_PIN_WRITE)) ||
+		    ((p->p_flags & UDX_PIN_HUGE) && e->e_order == 0)) {
+			ret = 1;
+			break;
+		}
+		idx = pin_add(a, fs, e, idx, end, &ret);
+		if (ret)
+			break;
+	}
+	if (ret == 0)
+		pin_register(p, m);
+	pthread_mutex_unlock(&m->m_lock);
+	if (ret) {
+		put_folios(fs, p);
+		p->p_nseg = 0;
+	}
+	return ret;
+}
+
 /* Fault in and reference the entries of [off, off + len): i_rwsem and
  * i_mmap_lock held shared. */
 static int pin_fill(struct pin_alloc *a, struct udx_inode *ip, uint64_t size)
@@ -140,7 +222,6 @@ static int pin_fill(struct pin_alloc *a, struct udx_inode *ip, uint64_t size)
 	struct udx_pin *p = &a->p;
 	struct dax_mapping *m = &ip->i_map;
 	struct udx_fs *fs = ip->i_fs;
-	char *base = fs->fs_base;
 	uint64_t idx = p->p_off >> 12, end = (p->p_off + p->p_len) >> 12;
 	int ret = 0;
 
@@ -152,43 +233,20 @@ static int pin_fill(struct pin_alloc *a, struct udx_inode *ip, uint64_t size)
 	}
 	while (idx < end) {
 		struct dax_entry *e;
-		uint64_t stop, in;
-		char *addr;
 
 		ret = dax_fault(ip, idx, p->p_flags, size, &e);
 		if (ret)
 			break;
-		stop = MIN(end, e->e_index + (1ull << e->e_order));
-		in = (idx - e->e_index) << 12;
-		addr = (e->e_flags & DE_ZERO) ? (char *)fs->fs_zero + in : base + e->e_devoff + in;
-		if (e->e_folio) {
-			ret = add_folio(a, e->e_folio);
-			if (ret == 0)
-				udx_folio_get(fs->fs_pg, e->e_folio);
-			else if (ret == 1)
-				ret = 0;
-		}
-		if (!ret)
-			ret = add_seg(a, idx << 12, addr, (size_t)((stop - idx) << 12));
-		if (ret) {
-			ret = udx_err(ret, "out of memory");
+		idx = pin_add(a, fs, e, idx, end, &ret);
+		if (ret)
 			break;
-		}
-		idx = stop;
 	}
 	if (ret) {
 		pthread_mutex_unlock(&m->m_lock);
 		put_folios(fs, p);
 		return ret;
 	}
-	/* registered: from here a layout break sees it */
-	p->p_next = m->m_pins;
-	if (m->m_pins)
-		m->m_pins->p_prev = p;
-	m->m_pins = p;
-	if (m->m_npins++ == 0)
-		fs_count(&fs->fs_pinned_inodes, 1);
-	fs_count(&fs->fs_pins, 1);
+	pin_register(p, m);
 	pthread_mutex_unlock(&m->m_lock);
 	return 0;
 }
@@ -215,24 +273,23 @@ int udx_ipin(struct udx_inode *ip, uint64_t off, uint64_t len, unsigned flags,
 		return udx_err(-EROFS, "the file system is mounted read-only");
 	if (!fs_enter(fs))
 		return udx_err(-ENXIO, "the device is being removed");
-	a = calloc(1, sizeof(*a));
+	a = malloc(sizeof(*a));         /* not calloc: glibc's skips its cache */
 	if (a == NULL) {
 		fs_exit(fs);
 		return udx_err(-ENOMEM, "out of memory");
 	}
-	a->p.p_ip = ip;
-	a->p.p_off = off;
-	a->p.p_len = len;
-	a->p.p_flags = flags;
-	a->p.p_cb = cb;
-	a->p.p_arg = arg;
-	a->p.p_ref = 1;
-	a->p.p_seg = a->seg;
-	a->p.p_segoff = a->segoff;
-	a->p.p_folio = a->folio;
+	a->p = (struct udx_pin){
+		.p_ip = ip, .p_off = off, .p_len = len, .p_flags = flags,
+		.p_cb = cb, .p_arg = arg, .p_ref = 1,
+		.p_seg = a->seg, .p_segoff = a->segoff, .p_folio = a->folio,
+	};
 	a->seg_cap = a->folio_cap = PIN_INLINE;
+	/* the pin's own reference, for its whole life: taken before it is
+	 * registered, as a recall may unpin it at once */
+	udx_igrab(ip);
 
-	for (tries = 0;; tries++) {
+	ret = pin_fast(a, ip);
+	for (tries = 0; ret == 1; tries++) {
 		uint64_t size;
 
 		if (flags & UDX_PIN_NOWAIT) {
@@ -271,6 +328,7 @@ int udx_ipin(struct udx_inode *ip, uint64_t off, uint64_t len, unsigned flags,
 				iunlock(ip);
 				if (ret)
 					break;
+				ret = 1;
 				continue;
 			}
 		}
@@ -283,9 +341,9 @@ int udx_ipin(struct udx_inode *ip, uint64_t off, uint64_t len, unsigned flags,
 	if (ret) {
 		pin_free(&a->p);
 		fs_exit(fs);
+		udx_iput(ip);
 		return ret;
 	}
-	udx_igrab(ip);                  /* the pin's own, for its whole life */
 	fs_exit(fs);
 	*out = &a->p;
 	return 0;
@@ -315,6 +373,8 @@ void udx_unpin(struct udx_pin *p)
 	struct dax_mapping *m = &ip->i_map;
 	struct udx_fs *fs = ip->i_fs;
 
+	bool last = false;
+
 	pthread_mutex_lock(&m->m_lock);
 	UDX_BUG_ON(p->p_dead);                  /* unpinned twice */
 	p->p_dead = true;
@@ -324,17 +384,24 @@ void udx_unpin(struct udx_pin *p)
 		m->m_pins = p->p_next;
 	if (p->p_next)
 		p->p_next->p_prev = p->p_prev;
-	if (--m->m_npins == 0)
-		fs_count(&fs->fs_pinned_inodes, -1);
-	fs_count(&fs->fs_pins, -1);
-	pthread_cond_broadcast(&m->m_cv);       /* a break waiting on pins */
+	WRITE_ONCE(m->m_npins, m->m_npins - 1);
+	if (m->m_breaking)
+		pthread_cond_broadcast(&m->m_cv);       /* a break waiting on pins */
+	if (p->p_ref == 1) {
+		p->p_ref = 0;                   /* no callback in flight: ours */
+		last = true;
+	}
 	pthread_mutex_unlock(&m->m_lock);
 	/* folio puts after the pin left the list: a break that sees the
 	 * folio idle sees no pin either */
 	put_folios(fs, p);
-	pthread_mutex_lock(&m->m_lock);
-	pin_release_ref(p);
-	pthread_mutex_unlock(&m->m_lock);
+	if (last) {
+		pin_free(p);
+	} else {
+		pthread_mutex_lock(&m->m_lock);
+		pin_release_ref(p);
+		pthread_mutex_unlock(&m->m_lock);
+	}
 	udx_iput(ip);                   /* may evict an unlinked file */
 }
 

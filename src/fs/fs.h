@@ -76,7 +76,9 @@ struct udx_inode {
 	struct timespec i_atime, i_mtime, i_ctime;      /* i_tlock */
 	bool i_times_dirty;             /* i_tlock: newer than the device's */
 	bool i_data_dirty;              /* i_tlock: overwrites not yet flushed */
-	struct dax_mapping i_map;       /* DAX entries and pins (dax/dax.h) */
+	/* DAX entries and pins (dax/dax.h): a line of its own, as pins write
+	 * it where reads and writes only read the fields above */
+	struct dax_mapping i_map __attribute__((aligned(64)));
 #ifdef UDX_DEBUG
 	pthread_t i_wowner;             /* holder of i_rwsem exclusive */
 	bool i_wheld;
@@ -128,11 +130,14 @@ struct udx_fs {
 	/* direct access (src/dax) */
 	struct udx_pgmap *fs_pg;        /* the pgmap this file system holds */
 	bool fs_own_pg;                 /* made by mount, torn down by unmount */
-	struct udx_liveref fs_active;   /* sections touching the device (fs_enter) */
 	bool fs_revoked;                /* atomic: the device is being removed */
 	void *fs_zero;                  /* 2 MiB of zeros, read-only: hole entries */
-	uint64_t fs_entries, fs_pins, fs_pinned_inodes;       /* atomic counters */
-	uint64_t fs_recalls, fs_waits, fs_poison_events;      /* atomic counters */
+	/* rare events (atomic); entries and pins are counted per inode and
+	 * summed by udx_fs_stats, so that no pin writes a shared line */
+	uint64_t fs_recalls, fs_waits, fs_poison_events;
+	/* sections touching the device (fs_enter): read on every pin, I/O and
+	 * transaction, written only at removal and unmount */
+	struct udx_liveref fs_active __attribute__((aligned(64)));
 };
 
 /*
@@ -200,6 +205,7 @@ int inode_free_in_tx(struct udx_tx *tx, struct udx_inode *ip);
 int inode_flush_all(struct udx_fs *fs);
 void inode_for_each_cached(struct udx_fs *fs, void (*fn)(struct udx_inode *ip, void *arg),
 			   void *arg);
+void inode_sum_dax(struct udx_fs *fs, uint64_t *entries, uint64_t *pins, uint64_t *pinned);
 void inode_set_nlink(struct udx_inode *ip, uint32_t nlink);
 void timespec_now(struct timespec *ts);
 

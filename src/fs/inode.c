@@ -362,11 +362,14 @@ static void lru_del(struct udx_fs *fs, struct udx_inode *ip)
 
 static struct udx_inode *inode_alloc_struct(struct udx_fs *fs, uint64_t ino)
 {
-	struct udx_inode *ip = calloc(1, sizeof(*ip));
+	/* cache-line aligned: the counts and locks of two inodes used by two
+	 * threads never share a line */
+	struct udx_inode *ip = aligned_alloc(64, ALIGN_UP(sizeof(*ip), 64));
 	struct udx_dinode *d = &fs->fs_itable[ino];
 
 	if (ip == NULL)
 		return NULL;
+	memset(ip, 0, sizeof(*ip));
 	ip->i_ino = ino;
 	ip->i_fs = fs;
 	ip->i_d = d;
@@ -704,6 +707,29 @@ void inode_for_each_cached(struct udx_fs *fs, void (*fn)(struct udx_inode *ip, v
 		}
 	}
 	free(ips);
+}
+
+/* The DAX counters of every cached inode (a snapshot, for statistics):
+ * only cached inodes have entries or pins. */
+void inode_sum_dax(struct udx_fs *fs, uint64_t *entries, uint64_t *pins, uint64_t *pinned)
+{
+	unsigned i;
+
+	*entries = *pins = *pinned = 0;
+	for (i = 0; i < IC_BUCKETS; i++) {
+		struct ic_bucket *b = &fs->fs_icache[i];
+		struct udx_inode *ip;
+
+		pthread_mutex_lock(&b->b_lock);
+		for (ip = b->b_head; ip; ip = ip->i_hnext) {
+			uint64_t n = READ_ONCE(ip->i_map.m_npins);
+
+			*entries += READ_ONCE(ip->i_map.m_nentries);
+			*pins += n;
+			*pinned += n != 0;
+		}
+		pthread_mutex_unlock(&b->b_lock);
+	}
 }
 
 static void flush_one(struct udx_inode *ip, void *arg)

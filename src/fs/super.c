@@ -726,9 +726,7 @@ void udx_fs_stats(struct udx_fs *fs, struct udx_fs_stats *st)
 	pthread_mutex_lock(&fs->fs_fd_lock);
 	st->open_files = fs->fs_open_files;
 	pthread_mutex_unlock(&fs->fs_fd_lock);
-	st->entries = __atomic_load_n(&fs->fs_entries, __ATOMIC_RELAXED);
-	st->pins = __atomic_load_n(&fs->fs_pins, __ATOMIC_RELAXED);
-	st->pinned_inodes = __atomic_load_n(&fs->fs_pinned_inodes, __ATOMIC_RELAXED);
+	inode_sum_dax(fs, &st->entries, &st->pins, &st->pinned_inodes);
 	st->recalls = __atomic_load_n(&fs->fs_recalls, __ATOMIC_RELAXED);
 	st->waits = __atomic_load_n(&fs->fs_waits, __ATOMIC_RELAXED);
 	st->poison_events = __atomic_load_n(&fs->fs_poison_events, __ATOMIC_RELAXED);
