@@ -825,6 +825,53 @@ static void test_unmount_busy(void **state)
 	udx_iput(ip);
 }
 
+/*
+ * Allocation policy: a large file written in pieces smaller than 2 MiB
+ * still gets each 2 MiB piece as one 2 MiB aligned run (so one 2 MiB entry
+ * maps it), even behind a small file; a small file does not take one.
+ */
+static void test_large_file_2m_aligned(void **state)
+{
+	struct fx *f = *state;
+	static char buf[MiB];
+	struct udx_inode *ip;
+	struct udx_iomap map;
+	uint64_t at[2];
+	int small, fd, i;
+
+	/* two small files: the second does not skip to a new 2 MiB run */
+	for (i = 0; i < 2; i++) {
+		small = udx_open(f->fs, i ? "/small2" : "/small", O_CREAT | O_RDWR, 0644);
+		assert_true(small >= 0);
+		assert_int_equal(udx_pwrite(f->fs, small, "x", 1, 0), 1);
+		assert_int_equal(udx_fd_inode(f->fs, small, &ip), 0);
+		assert_int_equal(udx_iomap_begin(ip, 0, 4096, 0, &map), 0);
+		assert_int_equal(map.type, UDX_IOMAP_MAPPED);
+		at[i] = map.dev_offset;
+		udx_iomap_end(ip, &map);
+		udx_iput(ip);
+		if (i == 0)
+			udx_close(f->fs, small);
+	}
+	assert_true(at[1] - at[0] < 2 * MiB);
+
+	fd = udx_open(f->fs, "/big", O_CREAT | O_RDWR, 0644);
+	assert_true(fd >= 0);
+	for (i = 0; i < 8; i++)
+		assert_int_equal(udx_pwrite(f->fs, fd, buf, MiB, (off_t)i * (off_t)MiB), (ssize_t)MiB);
+	assert_int_equal(udx_fd_inode(f->fs, fd, &ip), 0);
+	for (i = 0; i < 4; i++) {
+		assert_int_equal(udx_iomap_begin(ip, (uint64_t)i * 2 * MiB, 2 * MiB, 0, &map), 0);
+		assert_int_equal(map.type, UDX_IOMAP_MAPPED);
+		assert_int_equal(map.dev_offset % (2 * MiB), 0);
+		assert_true(map.length >= 2 * MiB);
+		udx_iomap_end(ip, &map);
+	}
+	udx_iput(ip);
+	udx_close(f->fs, fd);
+	udx_close(f->fs, small);
+}
+
 static void test_inode_cache_limit(void **state)
 {
 	struct fx *f = *state;
@@ -853,6 +900,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+		T(test_large_file_2m_aligned),
 		T(test_mkfs_mount_info),
 		cmocka_unit_test(test_mount_errors),
 		T(test_open_flags),

@@ -19,6 +19,8 @@
 #include "fs/btree.h"
 #include "fs/fs.h"
 
+#define ALIGN_2M_BLOCKS 512ull
+
 /* An extent set: the inode's inline extents, or its tree. */
 struct extset {
 	struct udx_inode *es_ip;
@@ -317,7 +319,23 @@ int ext_alloc(struct udx_tx *tx, struct udx_inode *ip, uint64_t lblk, uint64_t l
 	es_open(&es, ip, tx);
 	if (lblk > 0 && es_find_le(&es, lblk - 1, &prev) == 0)
 		goal = prev.e_pblk + (lblk - prev.e_lblk);     /* continue it */
-	ret = tx_alloc(tx, len, 1, goal, 0, &blk, &got);
+	ret = -ENOSPC;
+	if ((lblk & (ALIGN_2M_BLOCKS - 1)) == 0 && len < ALIGN_2M_BLOCKS &&
+	    (goal & (ALIGN_2M_BLOCKS - 1)) == 0 &&
+	    (len >= ALIGN_2M_BLOCKS / 4 || ip->i_d->i_size >= (ALIGN_2M_BLOCKS << UDX_BLOCK_SHIFT))) {
+		/* a large file's 2 MiB piece begins in smaller writes: start it on
+		 * an aligned 2 MiB run, which the writes that follow continue,
+		 * so that one 2 MiB entry can map it (small files do not, to
+		 * keep large free runs whole) */
+		ret = tx_alloc(tx, ALIGN_2M_BLOCKS, ALIGN_2M_BLOCKS, goal, UDX_ALLOC_ALIGN,
+			       &blk, &got);
+		if (ret == 0) {
+			tx_trim(tx, blk + len, got - len);
+			got = len;
+		}
+	}
+	if (ret)
+		ret = tx_alloc(tx, len, 1, goal, 0, &blk, &got);
 	if (ret)
 		return ret == -ENOSPC ? udx_err(-ENOSPC, "no space left on the device") : ret;
 	e.e_lblk = lblk;

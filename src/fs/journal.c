@@ -625,6 +625,17 @@ int tx_alloc(struct udx_tx *tx, uint64_t want, uint64_t min, uint64_t goal,
 	return 0;
 }
 
+void tx_trim(struct udx_tx *tx, uint64_t blk, uint64_t len)
+{
+	struct tx_extent *e = &tx->tx_allocs[tx->tx_nallocs - 1];
+
+	if (len == 0)
+		return;
+	UDX_BUG_ON(tx->tx_nallocs == 0 || blk + len != e->te_blk + e->te_len || len >= e->te_len);
+	e->te_len -= len;
+	tx->tx_jn->jn_bops->free(tx->tx_jn->jn_bctx, blk, len);   /* never used */
+}
+
 bool tx_allocated(const struct udx_tx *tx, uint64_t blk)
 {
 	size_t i = tx->tx_nallocs, stop = i > 32 ? i - 32 : 0;

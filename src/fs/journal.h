@@ -174,6 +174,9 @@ int tx_dirty(struct udx_tx *tx, void *addr, size_t len);
  * aborts.  Returns 0 or -ENOSPC. */
 int tx_alloc(struct udx_tx *tx, uint64_t want, uint64_t min, uint64_t goal,
 	     unsigned flags, uint64_t *blk, uint64_t *got);
+/** tx_trim() - give back the tail [blk, blk + len) of the run the last
+ * tx_alloc() returned, unused (at once: nothing refers to it). */
+void tx_trim(struct udx_tx *tx, uint64_t blk, uint64_t len);
 
 /** tx_allocated() - did this transaction allocate @blk?  (Looks at its
  * latest allocations only; a miss is always safe: the caller logs.) */
