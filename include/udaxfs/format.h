@@ -204,7 +204,8 @@ struct udx_ddirent {
  * c_content = the new contents of the logged ranges (in record order, but
  *             for UDX_JREC_DATA records) and of
  *             the listed new ranges (blocks the transaction allocated and
- *             wrote), chained: h = XXH3-64(range, seed = h), from h = 0; so
+ *             wrote), chained: h = XXH3-64(XXH3-64(range) as 8 bytes,
+ *             seed = h), from h = 0; so
  *             that a commit record made durable together with its data can
  *             be checked against it.
  * c_checksum = XXH3-64 of the rest of the commit record and its range list.

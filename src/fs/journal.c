@@ -285,11 +285,14 @@ static void lane_read(struct udx_journal *jn, struct jlane *jl, struct lane_stat
 	*ls = s0.gen >= s1.gen ? s0 : s1;
 }
 
-/* The content checksum: XXH3-64 of each range in turn, seeded with the
- * checksum so far (short inputs take XXH3's fast paths). */
+/* The content checksum: XXH3-64 of each range (unseeded: a seed makes XXH3
+ * derive a secret for every input longer than 240 bytes), folded into the
+ * checksum so far by XXH3-64 of those 8 bytes seeded with it. */
 static inline uint64_t content_step(uint64_t h, const void *p, size_t len)
 {
-	return XXH3_64bits_withSeed(p, len, h);
+	uint64_t r = XXH3_64bits(p, len);
+
+	return XXH3_64bits_withSeed(&r, sizeof(r), h);
 }
 
 /* The content checksum of a transaction as the device holds it now. */
