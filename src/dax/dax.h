@@ -48,6 +48,14 @@ struct udx_tx;
 enum {
 	DE_LOCKED = 1 << 0,             /* a fault is filling it */
 	DE_ZERO   = 1 << 1,             /* a hole: the zero page, no folio */
+	DE_POISON = 1 << 2,             /* memory in it failed: check pages */
+};
+
+/* Pins whose callbacks are to run once m_lock is dropped; each holds a
+ * p_ref. */
+struct pin_batch {
+	struct udx_pin **p;
+	size_t n, cap;
 };
 
 struct dax_entry {
@@ -75,6 +83,9 @@ struct dax_mapping {
 	uint64_t m_npins;               /* written under m_lock, read by stats */
 	unsigned m_breaking;            /* layout breaks in progress */
 	uint64_t m_gen;                 /* bumped when zero entries go stale */
+	struct pin_batch m_stale;       /* read pins over holes written since:
+					   told by dax_flush_stale() */
+	uint64_t m_stale_start, m_stale_end;    /* the pages written */
 };
 
 struct udx_pin {
@@ -106,8 +117,11 @@ struct dax_entry *dax_lookup(struct dax_mapping *m, uint64_t idx);
 int dax_fault(struct udx_inode *ip, uint64_t idx, unsigned flags, uint64_t size,
 	      struct dax_entry **out);
 /* Delete the zero entries over [start, end) pages after blocks were
- * allocated there, telling read pins over them (UDX_PIN_RECALL_STALE). */
+ * allocated there; read pins over the written pages are told
+ * (UDX_PIN_RECALL_STALE) by the next dax_flush_stale(), which the caller
+ * runs once it holds no lock. */
 void dax_invalidate_zero(struct udx_inode *ip, uint64_t start, uint64_t end);
+void dax_flush_stale(struct udx_inode *ip);
 /*
  * Break the layout of pages [start, end): with i_rwsem and i_mmap_lock held
  * exclusively.  Recalls pins over busy folios and waits for them (dropping

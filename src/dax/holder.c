@@ -156,7 +156,6 @@ int dax_fs_init(struct udx_fs *fs, struct udx_pgmap *pg)
 		ret = udx_err(-ENOMEM, "out of memory for the zero page");
 		goto out_ref;
 	}
-	fs->fs_jn.jn_active = &fs->fs_active;
 	return 0;
 
 out_ref:

@@ -173,6 +173,7 @@ int udx_iomap_begin(struct udx_inode *ip, uint64_t off, uint64_t len, unsigned f
 			ret = iomap_alloc_range(ip, map->offset, MIN(map->length, off + len - map->offset));
 		pthread_rwlock_unlock(&ip->i_mmap_lock);
 		iunlock(ip);
+		dax_flush_stale(ip);
 		if (ret) {
 			fs_exit(fs);
 			return ret;

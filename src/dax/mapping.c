@@ -304,11 +304,6 @@ int dax_fault(struct udx_inode *ip, uint64_t idx, unsigned flags, uint64_t size,
 
 /* ---- invalidation ------------------------------------------------------ */
 
-struct pin_batch {
-	struct udx_pin **p;
-	size_t n, cap;
-};
-
 /* Take a reference on @p to call its callback after m_lock is dropped. */
 static void batch_add(struct pin_batch *b, struct udx_pin *p)
 {
@@ -322,7 +317,8 @@ static void batch_add(struct pin_batch *b, struct udx_pin *p)
 		b->cap = ncap;
 	}
 	p->p_ref++;
-	b->p[b->n++] = p;
+	b->p[b->n] = p;
+	WRITE_ONCE(b->n, b->n + 1);
 }
 
 
@@ -364,38 +360,70 @@ static bool pin_overlaps(const struct udx_pin *p, uint64_t start, uint64_t end)
 
 struct zero_ctx {
 	struct udx_inode *ip;
-	struct pin_batch b;
 	uint64_t start, end;
-	bool any;
 };
+
+static bool in_batch(const struct pin_batch *b, const struct udx_pin *p)
+{
+	size_t i;
+
+	for (i = 0; i < b->n; i++)
+		if (b->p[i] == p)
+			return true;
+	return false;
+}
 
 static void zero_one(void *arg, struct dax_entry *e)
 {
 	struct zero_ctx *z = arg;
+	struct dax_mapping *m = &z->ip->i_map;
 	struct udx_pin *p;
 
 	if (!(e->e_flags & DE_ZERO))
 		return;
-	for (p = z->ip->i_map.m_pins; p; p = p->p_next)
-		if (pin_overlaps(p, e->e_index, e->e_index + entry_pages(e)) &&
-		    !(p->p_flags & UDX_PIN_WRITE))
-			batch_add(&z->b, p);
+	/* read pins over the pages written (not the whole zero entry) */
+	for (p = m->m_pins; p; p = p->p_next)
+		if (pin_overlaps(p, MAX(z->start, e->e_index),
+				 MIN(z->end, e->e_index + entry_pages(e))) &&
+		    !(p->p_flags & UDX_PIN_WRITE) && !in_batch(&m->m_stale, p))
+			batch_add(&m->m_stale, p);
 	entry_delete(z->ip, e);
-	z->any = true;
 }
 
 void dax_invalidate_zero(struct udx_inode *ip, uint64_t start, uint64_t end)
 {
 	struct dax_mapping *m = &ip->i_map;
 	struct zero_ctx z = { .ip = ip, .start = start, .end = end };
+	size_t had;
 
 	pthread_mutex_lock(&m->m_lock);
 	m->m_gen++;                     /* faults that saw a hole look again */
+	had = m->m_stale.n;
 	for_each_entry(m, start, end, zero_one, &z);
+	if (m->m_stale.n > had || had) {
+		m->m_stale_start = had ? MIN(m->m_stale_start, start) : start;
+		m->m_stale_end = had ? MAX(m->m_stale_end, end) : end;
+	}
 	pthread_mutex_unlock(&m->m_lock);
-	if (z.b.n)
-		batch_call(ip, &z.b, UDX_PIN_RECALL_STALE, start, end);
-	free(z.b.p);
+}
+
+void dax_flush_stale(struct udx_inode *ip)
+{
+	struct dax_mapping *m = &ip->i_map;
+	struct pin_batch b;
+	uint64_t start, end;
+
+	if (READ_ONCE(m->m_stale.n) == 0)
+		return;
+	pthread_mutex_lock(&m->m_lock);
+	b = m->m_stale;
+	start = m->m_stale_start;
+	end = m->m_stale_end;
+	m->m_stale = (struct pin_batch){ 0 };
+	pthread_mutex_unlock(&m->m_lock);
+	if (b.n)
+		batch_call(ip, &b, UDX_PIN_RECALL_STALE, start, end);
+	free(b.p);
 }
 
 /* ---- layout breaks ------------------------------------------------------ */
@@ -461,6 +489,11 @@ int dax_break_layout(struct udx_inode *ip, uint64_t start, uint64_t end, unsigne
 		struct pin_batch b = { 0 };
 		struct udx_pin *p;
 
+		if (__atomic_load_n(&fs->fs_revoked, __ATOMIC_ACQUIRE)) {
+			/* the device is going: nothing may be freed now */
+			ret = udx_err(-ENXIO, "the device is being removed");
+			break;
+		}
 		if (m->m_nentries == 0 && m->m_npins == 0)
 			break;
 		/* which folios are busy, and the file range their entries span */
@@ -486,8 +519,13 @@ int dax_break_layout(struct udx_inode *ip, uint64_t start, uint64_t end, unsigne
 				batch_add(&b, p);
 			}
 		pthread_mutex_unlock(&m->m_lock);
-		if (b.n)
+		if (b.n) {
+			/* callbacks run with no udaxfs lock held: a holder may
+			 * read the file before it lets go */
+			break_relock(&rl, false);
 			batch_call(ip, &b, UDX_PIN_RECALL_LAYOUT, c.start, c.end);
+			break_relock(&rl, true);
+		}
 		free(b.p);
 		fs_count(&fs->fs_waits, 1);
 		if (c.busy) {
@@ -534,6 +572,10 @@ void dax_mapping_destroy(struct udx_inode *ip)
 
 	pthread_mutex_lock(&m->m_lock);
 	UDX_BUG_ON(m->m_pins != NULL);
+	for (i = 0; i < m->m_stale.n; i++)
+		pin_release_ref(m->m_stale.p[i]);       /* unpinned since */
+	free(m->m_stale.p);
+	m->m_stale = (struct pin_batch){ 0 };
 	for_each_entry(m, 0, UINT64_MAX, delete_one, ip);
 	for (i = 0; i < m->m_cap; i++)
 		free(m->m_slots[i].d_small);
@@ -574,6 +616,13 @@ void dax_revoke_inode(struct udx_inode *ip)
 	free(b.p);
 }
 
+static void poison_one(void *arg, struct dax_entry *e)
+{
+	(void)arg;
+	if (e->e_folio)
+		e->e_flags |= DE_POISON;        /* faults and pins check its pages */
+}
+
 void dax_poison_inode(struct udx_inode *ip, uint64_t start, uint64_t end)
 {
 	struct dax_mapping *m = &ip->i_map;
@@ -581,6 +630,7 @@ void dax_poison_inode(struct udx_inode *ip, uint64_t start, uint64_t end)
 	struct udx_pin *p;
 
 	pthread_mutex_lock(&m->m_lock);
+	for_each_entry(m, start, end, poison_one, NULL);
 	for (p = m->m_pins; p; p = p->p_next)
 		if (pin_overlaps(p, start, end))
 			batch_add(&b, p);

@@ -195,7 +195,7 @@ static int pin_fast(struct pin_alloc *a, struct udx_inode *ip)
 	while (idx < end) {
 		struct dax_entry *e = dax_lookup(m, idx);
 
-		if (e == NULL || (e->e_flags & DE_LOCKED) ||
+		if (e == NULL || (e->e_flags & (DE_LOCKED | DE_POISON)) ||
 		    ((e->e_flags & DE_ZERO) && (p->p_flags & UDX_PIN_WRITE)) ||
 		    ((p->p_flags & UDX_PIN_HUGE) && e->e_order == 0)) {
 			ret = 1;
@@ -237,6 +237,12 @@ static int pin_fill(struct pin_alloc *a, struct udx_inode *ip, uint64_t size)
 		ret = dax_fault(ip, idx, p->p_flags, size, &e);
 		if (ret)
 			break;
+		if ((e->e_flags & DE_POISON) &&
+		    udx_pgmap_poisoned(fs->fs_pg, e->e_devoff + ((idx - e->e_index) << 12),
+				       (MIN(end, e->e_index + (1ull << e->e_order)) - idx) << 12)) {
+			ret = udx_err(-EIO, "the file's memory is poisoned");
+			break;
+		}
 		idx = pin_add(a, fs, e, idx, end, &ret);
 		if (ret)
 			break;
@@ -338,6 +344,8 @@ int udx_ipin(struct udx_inode *ip, uint64_t off, uint64_t len, unsigned flags,
 		iunlock(ip);
 		break;
 	}
+	if (flags & UDX_PIN_WRITE)
+		dax_flush_stale(ip);            /* holes it filled, no lock held */
 	if (ret) {
 		pin_free(&a->p);
 		fs_exit(fs);
@@ -450,7 +458,7 @@ int udx_pin_persist(struct udx_pin *p, uint64_t off, uint64_t len)
 
 	if (!(p->p_flags & UDX_PIN_WRITE))
 		return udx_err(-EINVAL, "not a write pin");
-	if (off < p->p_off || len > p->p_off + p->p_len - off)
+	if (off < p->p_off || off > p->p_off + p->p_len || len > p->p_off + p->p_len - off)
 		return udx_err(-EINVAL, "the range is not inside the pin");
 	for (i = 0; i < p->p_nseg; i++) {
 		uint64_t s = MAX(off, p->p_segoff[i]);

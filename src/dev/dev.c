@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include <udaxfs/dev.h>
+#include "dev/pgmap_internal.h"
 #include "base/compiler.h"
 #include "base/err.h"
 
@@ -46,7 +47,23 @@ struct udx_dev {
 	pmem2_memset_fn dv_memset;
 	const struct udx_persist_ops *dv_pops;
 	void *dv_pctx;
+	bool dv_pgmap;                  /* atomic: a pgmap covers it */
 };
+
+/* One pgmap per device (pgmap.c): two would count the same pages twice,
+ * and two mounts would write the same metadata. */
+bool dev_attach_pgmap(struct udx_dev *dev)
+{
+	bool no = false;
+
+	return __atomic_compare_exchange_n(&dev->dv_pgmap, &no, true, false,
+					   __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+}
+
+void dev_detach_pgmap(struct udx_dev *dev)
+{
+	__atomic_store_n(&dev->dv_pgmap, false, __ATOMIC_RELEASE);
+}
 
 static bool dev_force_cacheline(const struct udx_dev_opts *opts)
 {

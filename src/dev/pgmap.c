@@ -28,9 +28,13 @@ int udx_memremap(struct udx_dev *dev, const struct udx_pgmap_ops *ops, void *dat
 	uint64_t i;
 	int ret;
 
+	if (!dev_attach_pgmap(dev))
+		return udx_err(-EBUSY, "the device has a pgmap already (is it mounted?)");
 	pg = calloc(1, sizeof(*pg));
-	if (pg == NULL)
+	if (pg == NULL) {
+		dev_detach_pgmap(dev);
 		return udx_err(-ENOMEM, "out of memory");
+	}
 	pg->pg_dev = dev;
 	pg->pg_base = udx_dev_addr(dev);
 	pg->pg_npages = udx_dev_size(dev) >> UDX_PAGE_SHIFT;
@@ -79,6 +83,7 @@ out_meta:
 		munmap(pg->pg_inner, pg->pg_meta_len);
 	udx_liveref_exit(&pg->pg_live);
 out_free:
+	dev_detach_pgmap(dev);
 	free(pg);
 	return ret;
 }
@@ -336,6 +341,7 @@ void udx_pgmap_free(struct udx_pgmap *pg)
 	munmap(pg->pg_ref, pg->pg_meta_len);
 	munmap(pg->pg_inner, pg->pg_meta_len);
 	udx_liveref_exit(&pg->pg_live);
+	dev_detach_pgmap(pg->pg_dev);
 	free(pg);
 }
 

@@ -32,6 +32,10 @@
 #include <udaxfs/pgmap.h>
 #include "base/compiler.h"
 
+/* dev.c: one pgmap per device */
+bool dev_attach_pgmap(struct udx_dev *dev);
+void dev_detach_pgmap(struct udx_dev *dev);
+
 #define F_REF_BITS      26
 #define F_REF_MASK      ((1u << F_REF_BITS) - 1)
 #define F_ORDER_SHIFT   26

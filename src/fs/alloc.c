@@ -1612,6 +1612,20 @@ void alloc_save(struct udx_alloc *a, uint8_t *bitmap)
 	alloc_unlock(a);
 }
 
+void alloc_save_unowned_free(struct udx_alloc *a, uint8_t *bitmap)
+{
+	uint64_t b;
+	size_t k;
+
+	alloc_lock(a);
+	for (k = 0; k < a->a_excl.x_n; k++)
+		for (b = a->a_excl.x_v[k].x_s; b < a->a_excl.x_v[k].x_e; b++)
+			if (b >= a->a_first && b < a->a_first + a->a_count)
+				bitmap[(b - a->a_first) / 8] &=
+					(uint8_t)~(1u << ((b - a->a_first) % 8));
+	alloc_unlock(a);
+}
+
 /*
  * Exclusions outlive a load (the poisoned memory is still poisoned): where
  * the loaded bitmap says a block is free it is excluded; where it says it is

@@ -78,6 +78,11 @@ void alloc_stats(struct udx_alloc *a, struct alloc_stats *st);
  * the allocator's state with the bitmap's.
  */
 void alloc_save(struct udx_alloc *a, uint8_t *bitmap);
+/** alloc_save_unowned_free() - after alloc_save(): mark the excluded blocks
+ * that nobody owns (poisoned memory) free in @bitmap, as the device sees
+ * them: a new mount learns of the poison from the device again, and fsck
+ * finds no block in use without an owner. */
+void alloc_save_unowned_free(struct udx_alloc *a, uint8_t *bitmap);
 void alloc_load(struct udx_alloc *a, const uint8_t *bitmap);
 
 #endif /* UDX_FS_ALLOC_H */

@@ -266,6 +266,7 @@ ssize_t udx_iwrite(struct udx_inode *ip, const void *buf, size_t len, uint64_t o
 out:
 	pthread_rwlock_unlock(&ip->i_mmap_lock);
 	iunlock(ip);
+	dax_flush_stale(ip);            /* holes it filled, no lock held */
 	fs_exit(fs);
 	return ret;
 }
@@ -376,6 +377,8 @@ int udx_itruncate_flags(struct udx_inode *ip, uint64_t size, unsigned flags)
 		return udx_err(-EROFS, "the file system is mounted read-only");
 	if (flags & ~UDX_BREAK_NOWAIT)
 		return udx_err(-EINVAL, "unknown flags %#x", flags);
+	if (__atomic_load_n(&ip->i_fs->fs_revoked, __ATOMIC_ACQUIRE))
+		return udx_err(-ENXIO, "the device is being removed");
 	/* not one section: the layout break may wait for pins, and removal
 	 * waits for sections; the transactions are sections of their own */
 	ilock(ip);
@@ -536,6 +539,8 @@ int udx_ifallocate_flags(struct udx_inode *ip, int mode, uint64_t off, uint64_t 
 		return udx_err(-EINVAL, "a punch must keep the size (FALLOC_FL_KEEP_SIZE)");
 	if (flags & ~UDX_BREAK_NOWAIT)
 		return udx_err(-EINVAL, "unknown flags %#x", flags);
+	if (__atomic_load_n(&ip->i_fs->fs_revoked, __ATOMIC_ACQUIRE))
+		return udx_err(-ENXIO, "the device is being removed");
 	ilock(ip);
 	if (mode & FALLOC_FL_PUNCH_HOLE) {
 		pthread_rwlock_wrlock(&ip->i_mmap_lock);

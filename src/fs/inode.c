@@ -310,13 +310,22 @@ static void busy_inc(struct udx_fs *fs)
 	__atomic_fetch_add(&fs->fs_busy_inodes, 1, __ATOMIC_RELAXED);
 }
 
+/* The last use of @fs by a thread that held an inode: once the count is 0
+ * a waiting unmount may free it, so 1 -> 0 happens under fs_busy_lock (which
+ * the unmount takes before it looks), and nothing follows. */
 static void busy_dec(struct udx_fs *fs)
 {
-	if (__atomic_sub_fetch(&fs->fs_busy_inodes, 1, __ATOMIC_ACQ_REL) == 0) {
-		pthread_mutex_lock(&fs->fs_busy_lock);
-		pthread_cond_broadcast(&fs->fs_busy_cv);
-		pthread_mutex_unlock(&fs->fs_busy_lock);
+	uint64_t c = __atomic_load_n(&fs->fs_busy_inodes, __ATOMIC_RELAXED);
+
+	while (c > 1) {
+		if (__atomic_compare_exchange_n(&fs->fs_busy_inodes, &c, c - 1, true,
+						__ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
+			return;
 	}
+	pthread_mutex_lock(&fs->fs_busy_lock);
+	if (__atomic_sub_fetch(&fs->fs_busy_inodes, 1, __ATOMIC_ACQ_REL) == 0)
+		pthread_cond_broadcast(&fs->fs_busy_cv);
+	pthread_mutex_unlock(&fs->fs_busy_lock);
 }
 
 /* LRU: called with the inode's bucket lock held. */
@@ -610,9 +619,10 @@ void udx_iput(struct udx_inode *ip)
 	if (!__atomic_load_n(&ip->i_on_lru, __ATOMIC_RELAXED))
 		lru_add(fs, ip);
 	pthread_mutex_unlock(&b->b_lock);
-	busy_dec(fs);
+	/* reclaim while this inode still keeps the file system busy */
 	if (__atomic_load_n(&fs->fs_cached, __ATOMIC_RELAXED) > fs->fs_icache_limit)
 		inode_reclaim(fs);
+	busy_dec(fs);
 }
 
 /*

@@ -440,11 +440,16 @@ int udx_mount(struct udx_dev *dev, const struct udx_mount_opts *opts, struct udx
 	fs->fs_rdonly = (opts->flags & UDX_MOUNT_RDONLY) || info.rdonly ||
 			(sbs->s_feature_ro_compat & ~UDX_FEATURE_RO_COMPAT_SUPP);
 	fs->fs_page_gran = info.gran == UDX_GRAN_PAGE;
+	/* become the pgmap's holder before touching anything: a second mount
+	 * of a mounted device stops here */
+	ret = dax_fs_init(fs, opts->pgmap);
+	if (ret)
+		goto out_free;
 	if (backup) {
 		if (fs->fs_rdonly) {
 			ret = udx_err(-EROFS, "the primary superblock is damaged; mount read-write "
 				      "(or run fsck) to restore it from the backup");
-			goto out_free;
+			goto out_dax;
 		}
 		/* The primary was torn or damaged, maybe by a crash while a
 		 * mount marked it DIRTY: the backup's state says nothing about
@@ -475,7 +480,7 @@ int udx_mount(struct udx_dev *dev, const struct udx_mount_opts *opts, struct udx
 	if (ret) {
 		ret = ret == -ENOMEM ? udx_err(ret, "out of memory") :
 		      udx_err(-EUCLEAN, "the superblock's data area is empty or impossible (run fsck)");
-		goto out_free;
+		goto out_dax;
 	}
 	ret = journal_init(&fs->fs_jn, dev, fs->fs_sb->s_jstart, fs->fs_sb->s_jlanes,
 			   fs->fs_sb->s_jlane_blocks, &fs_block_ops, fs);
@@ -510,22 +515,15 @@ int udx_mount(struct udx_dev *dev, const struct udx_mount_opts *opts, struct udx
 		sb_time(&fs->fs_sb->s_mount_time);
 		sb_write(dev, fs->fs_sb, false);
 	}
-	ret = dax_fs_init(fs, opts->pgmap);
-	if (ret)
-		goto out_cache;
+	fs->fs_jn.jn_active = &fs->fs_active;
 	ret = finish_inodes(fs, todo, ntodo);
 	free(todo);
 	todo = NULL;
 	if (ret)
-		goto out_dax;
+		goto out_cache;
 	*out = fs;
 	return 0;
 
-out_dax:
-	inode_cache_exit(fs);
-	dax_fs_exit(fs);
-	free(fs->fs_ino_used);
-	goto out_journal;
 out_cache:
 	inode_cache_exit(fs);
 	free(fs->fs_ino_used);
@@ -533,6 +531,8 @@ out_journal:
 	journal_exit(&fs->fs_jn);
 out_alloc:
 	alloc_destroy(fs->fs_alloc);
+out_dax:
+	dax_fs_exit(fs);
 out_free:
 	free(todo);
 	pthread_mutex_destroy(&fs->fs_rename_lock);
@@ -557,6 +557,7 @@ static int fs_shutdown(struct udx_fs *fs)
 			udx_dev_flush(fs->fs_dev, fs->fs_base, fs->fs_nblocks << UDX_BLOCK_SHIFT);
 		journal_close(&fs->fs_jn);
 		alloc_save(fs->fs_alloc, fs_block(fs, fs->fs_sb->s_bmap_start));
+		alloc_save_unowned_free(fs->fs_alloc, fs_block(fs, fs->fs_sb->s_bmap_start));
 		udx_dev_persist(fs->fs_dev, fs_block(fs, fs->fs_sb->s_bmap_start),
 				fs->fs_sb->s_bmap_blocks << UDX_BLOCK_SHIFT);
 		fs->fs_sb->s_state = UDX_STATE_CLEAN;
