@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <time.h>
 
 #include "base/err.h"
 #include "dax/dax.h"
@@ -39,6 +40,27 @@ static int fs_revoke(struct udx_fs *fs)
 	udx_liveref_put(&fs->fs_active);        /* the initial reference */
 	udx_liveref_wait_zero(&fs->fs_active, -1);
 	inode_for_each_cached(fs, revoke_one, NULL);
+	/* the teardown returns after the last unpin: pins over holes hold no
+	 * folio for its counter to wait on, so wait for them here (unpin
+	 * signals fs_busy_cv once revoked; the timed wait covers a signal
+	 * between the count and the sleep) */
+	for (;;) {
+		uint64_t entries, pins, pinned;
+		struct timespec ts;
+
+		inode_sum_dax(fs, &entries, &pins, &pinned);
+		if (pins == 0)
+			break;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 10 * 1000 * 1000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		pthread_mutex_lock(&fs->fs_busy_lock);
+		pthread_cond_timedwait(&fs->fs_busy_cv, &fs->fs_busy_lock, &ts);
+		pthread_mutex_unlock(&fs->fs_busy_lock);
+	}
 	return 0;
 }
 

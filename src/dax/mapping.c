@@ -13,6 +13,8 @@
 
 #define EMPTY_KEY UINT64_MAX
 
+__thread struct udx_pin *dax_cb_pin;
+
 void dax_mapping_init(struct dax_mapping *m)
 {
 	memset(m, 0, sizeof(*m));
@@ -184,6 +186,62 @@ struct dax_entry *dax_lookup(struct dax_mapping *m, uint64_t idx)
 	return entry_at(pmd_find(m, idx >> DAX_PMD_SHIFT), idx);
 }
 
+static void batch_add(struct pin_batch *b, struct udx_pin *p);
+static bool pin_overlaps(const struct udx_pin *p, uint64_t start, uint64_t end);
+
+struct zero_ctx {
+	struct udx_inode *ip;
+	uint64_t start, end;
+};
+
+static bool in_batch(const struct pin_batch *b, const struct udx_pin *p)
+{
+	size_t i;
+
+	for (i = 0; i < b->n; i++)
+		if (b->p[i] == p)
+			return true;
+	return false;
+}
+
+/* Does read pin @p show the zero page anywhere in pages [start, end)? */
+static bool pin_sees_zero(const struct udx_pin *p, const char *zero, uint64_t start,
+			  uint64_t end)
+{
+	size_t i;
+
+	if ((p->p_flags & UDX_PIN_WRITE) || !p->p_zero)
+		return false;
+	for (i = 0; i < p->p_nseg; i++) {
+		const char *a = p->p_seg[i].addr;
+		uint64_t s = p->p_segoff[i], e = s + p->p_seg[i].len;
+
+		if (a >= zero && a < zero + DAX_PMD_SIZE && s < (end << 12) && (start << 12) < e)
+			return true;
+	}
+	return false;
+}
+
+/* A zero entry in the written range goes; read pins that show the zero
+ * page over the written pages are told (whatever entry they came from). */
+static void zero_one(void *arg, struct dax_entry *e)
+{
+	struct zero_ctx *z = arg;
+
+	if (e->e_flags & DE_ZERO)
+		entry_delete(z->ip, e);
+}
+
+static void stale_pins(struct udx_inode *ip, uint64_t start, uint64_t end)
+{
+	struct dax_mapping *m = &ip->i_map;
+	struct udx_pin *p;
+
+	for (p = m->m_pins; p; p = p->p_next)
+		if (pin_sees_zero(p, ip->i_fs->fs_zero, start, end) && !in_batch(&m->m_stale, p))
+			batch_add(&m->m_stale, p);
+}
+
 /* ---- faults ----------------------------------------------------------- */
 
 /*
@@ -198,8 +256,10 @@ static int fault_fill(struct udx_inode *ip, struct dax_pmd *d, uint64_t idx, boo
 	struct dax_mapping *m = &ip->i_map;
 	struct udx_fs *fs = ip->i_fs;
 	struct dax_entry *e = calloc(1, sizeof(*e));
+	struct udx_folio *folio = NULL;
 	struct udx_iomap map;
 	uint64_t gen = m->m_gen, pages = huge ? DAX_PMD_PAGES : 1;
+	bool zero = false;
 	int ret;
 
 	if (e == NULL)
@@ -214,7 +274,9 @@ static int fault_fill(struct udx_inode *ip, struct dax_pmd *d, uint64_t idx, boo
 	}
 	pthread_mutex_unlock(&m->m_lock);
 
-	ret = iomap_lookup(ip, e->e_index << 12, pages << 12, &map);
+	/* the entry is locked: nobody else touches it, and what it will hold
+	 * is stored under m_lock again (pin_fast reads entries under it) */
+	ret = iomap_lookup(ip, (huge ? idx & ~(DAX_PMD_PAGES - 1) : idx) << 12, pages << 12, &map);
 	if (ret == -EIO && huge)
 		ret = 1;                        /* a poisoned page: 4 KiB may do */
 	if (ret == 0 && map.length < (pages << 12))
@@ -223,31 +285,32 @@ static int fault_fill(struct udx_inode *ip, struct dax_pmd *d, uint64_t idx, boo
 		if (huge && (map.dev_offset & (DAX_PMD_SIZE - 1)))
 			ret = 1;                /* not 2 MiB aligned on the device */
 		else
-			ret = udx_pgmap_request_order(fs->fs_pg, map.dev_offset, e->e_order,
-						      &e->e_folio);
+			ret = udx_pgmap_request_order(fs->fs_pg, map.dev_offset,
+						      huge ? DAX_PMD_SHIFT : 0, &folio);
 		if (ret < 0)
 			ret = ret == -EHWPOISON ? udx_err(-EIO, "the file's memory is poisoned") :
 			      ret == -ENXIO ? udx_err(-ENXIO, "the device is being removed") :
 			      udx_err(ret, "the device pages are busy with another shape");
-		e->e_devoff = map.dev_offset;
 	} else if (ret == 0) {
 		if (flags & UDX_PIN_WRITE)
 			ret = udx_err(-EAGAIN, "blocks were freed under the fault");
-		e->e_flags |= DE_ZERO;
+		zero = true;
 	}
 
 	pthread_mutex_lock(&m->m_lock);
-	if (ret == 0 && (e->e_flags & DE_ZERO) && m->m_gen != gen)
+	if (ret == 0 && zero && m->m_gen != gen)
 		ret = -EAGAIN;                  /* written meanwhile: look again */
 	if (ret) {
-		if (e->e_folio)
-			udx_folio_put(fs->fs_pg, e->e_folio);
+		if (folio)
+			udx_folio_put(fs->fs_pg, folio);
 		entry_unlink(m, e);
 		free(e);
 		pthread_cond_broadcast(&m->m_cv);
 		return ret;
 	}
-	e->e_flags &= (uint8_t)~DE_LOCKED;
+	e->e_folio = folio;
+	e->e_devoff = zero ? 0 : map.dev_offset;
+	e->e_flags = zero ? DE_ZERO : 0;
 	WRITE_ONCE(m->m_nentries, m->m_nentries + 1);
 	pthread_cond_broadcast(&m->m_cv);
 	*out = e;
@@ -277,7 +340,9 @@ int dax_fault(struct udx_inode *ip, uint64_t idx, unsigned flags, uint64_t size,
 			continue;
 		}
 		if (e && (e->e_flags & DE_ZERO) && (flags & UDX_PIN_WRITE)) {
-			entry_delete(ip, e);            /* blocks came since */
+			/* blocks came since: read pins there are told */
+			stale_pins(ip, e->e_index, e->e_index + entry_pages(e));
+			entry_delete(ip, e);
 			continue;
 		}
 		if (e) {
@@ -334,15 +399,27 @@ static void batch_call(struct udx_inode *ip, struct pin_batch *b, enum udx_pin_e
 		uint64_t e = MIN(end << 12, p->p_off + p->p_len);
 		bool dead;
 
-		/* not for a pin its holder released meanwhile */
+		/* not for a pin its holder released meanwhile; udx_unpin()
+		 * from another thread waits for a callback in flight */
 		pthread_mutex_lock(&ip->i_map.m_lock);
 		dead = p->p_dead;
+		if (!dead)
+			p->p_ncb++;
 		pthread_mutex_unlock(&ip->i_map.m_lock);
 		if (dead)
 			continue;
 		fs_count(&ip->i_fs->fs_recalls, 1);
-		if (p->p_cb)
+		if (p->p_cb) {
+			struct udx_pin *outer = dax_cb_pin;
+
+			dax_cb_pin = p;         /* udx_unpin(p) from in here: no wait */
 			p->p_cb(p, ev, s, e > s ? e - s : 0, p->p_arg);
+			dax_cb_pin = outer;
+		}
+		pthread_mutex_lock(&ip->i_map.m_lock);
+		if (--p->p_ncb == 0)
+			pthread_cond_broadcast(&ip->i_map.m_cv);
+		pthread_mutex_unlock(&ip->i_map.m_lock);
 	}
 	pthread_mutex_lock(&ip->i_map.m_lock);
 	for (i = 0; i < b->n; i++)
@@ -358,38 +435,6 @@ static bool pin_overlaps(const struct udx_pin *p, uint64_t start, uint64_t end)
 	return p->p_off < (end << 12) && (start << 12) < p->p_off + p->p_len;
 }
 
-struct zero_ctx {
-	struct udx_inode *ip;
-	uint64_t start, end;
-};
-
-static bool in_batch(const struct pin_batch *b, const struct udx_pin *p)
-{
-	size_t i;
-
-	for (i = 0; i < b->n; i++)
-		if (b->p[i] == p)
-			return true;
-	return false;
-}
-
-static void zero_one(void *arg, struct dax_entry *e)
-{
-	struct zero_ctx *z = arg;
-	struct dax_mapping *m = &z->ip->i_map;
-	struct udx_pin *p;
-
-	if (!(e->e_flags & DE_ZERO))
-		return;
-	/* read pins over the pages written (not the whole zero entry) */
-	for (p = m->m_pins; p; p = p->p_next)
-		if (pin_overlaps(p, MAX(z->start, e->e_index),
-				 MIN(z->end, e->e_index + entry_pages(e))) &&
-		    !(p->p_flags & UDX_PIN_WRITE) && !in_batch(&m->m_stale, p))
-			batch_add(&m->m_stale, p);
-	entry_delete(z->ip, e);
-}
-
 void dax_invalidate_zero(struct udx_inode *ip, uint64_t start, uint64_t end)
 {
 	struct dax_mapping *m = &ip->i_map;
@@ -400,6 +445,7 @@ void dax_invalidate_zero(struct udx_inode *ip, uint64_t start, uint64_t end)
 	m->m_gen++;                     /* faults that saw a hole look again */
 	had = m->m_stale.n;
 	for_each_entry(m, start, end, zero_one, &z);
+	stale_pins(ip, start, end);
 	if (m->m_stale.n > had || had) {
 		m->m_stale_start = had ? MIN(m->m_stale_start, start) : start;
 		m->m_stale_end = had ? MAX(m->m_stale_end, end) : end;
@@ -419,7 +465,9 @@ void dax_flush_stale(struct udx_inode *ip)
 	b = m->m_stale;
 	start = m->m_stale_start;
 	end = m->m_stale_end;
-	m->m_stale = (struct pin_batch){ 0 };
+	m->m_stale.p = NULL;
+	m->m_stale.cap = 0;
+	WRITE_ONCE(m->m_stale.n, 0);
 	pthread_mutex_unlock(&m->m_lock);
 	if (b.n)
 		batch_call(ip, &b, UDX_PIN_RECALL_STALE, start, end);
@@ -483,6 +531,15 @@ int dax_break_layout(struct udx_inode *ip, uint64_t start, uint64_t end, unsigne
 	int ret = 0;
 
 	pthread_mutex_lock(&m->m_lock);
+	/* one break at a time: a waiting break holds a folio reference that
+	 * another's idle test would count as a pin */
+	while (m->m_breaking) {
+		break_relock(&rl, false);       /* outer locks: released while m_lock is held */
+		pthread_cond_wait(&m->m_cv, &m->m_lock);
+		pthread_mutex_unlock(&m->m_lock);
+		break_relock(&rl, true);
+		pthread_mutex_lock(&m->m_lock);
+	}
 	m->m_breaking++;
 	for (;;) {
 		struct break_ctx c = { .ip = ip, .start = start, .end = end };
@@ -554,6 +611,7 @@ int dax_break_layout(struct udx_inode *ip, uint64_t start, uint64_t end, unsigne
 		/* everything may have changed: look again (rule 5) */
 	}
 	m->m_breaking--;
+	pthread_cond_broadcast(&m->m_cv);       /* the next break, pins waiting */
 	pthread_mutex_unlock(&m->m_lock);
 	return ret;
 }
@@ -575,7 +633,9 @@ void dax_mapping_destroy(struct udx_inode *ip)
 	for (i = 0; i < m->m_stale.n; i++)
 		pin_release_ref(m->m_stale.p[i]);       /* unpinned since */
 	free(m->m_stale.p);
-	m->m_stale = (struct pin_batch){ 0 };
+	m->m_stale.p = NULL;
+	m->m_stale.cap = 0;
+	WRITE_ONCE(m->m_stale.n, 0);
 	for_each_entry(m, 0, UINT64_MAX, delete_one, ip);
 	for (i = 0; i < m->m_cap; i++)
 		free(m->m_slots[i].d_small);

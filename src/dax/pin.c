@@ -144,6 +144,9 @@ static uint64_t pin_add(struct pin_alloc *a, struct udx_fs *fs, const struct dax
 		     fs->fs_base + e->e_devoff + in;
 	int ret = 0;
 
+	if (e->e_flags & DE_ZERO)
+		a->p.p_zero = true;
+
 	if (e->e_folio) {
 		ret = add_folio(a, e->e_folio);
 		if (ret == 0)
@@ -385,6 +388,11 @@ void udx_unpin(struct udx_pin *p)
 
 	pthread_mutex_lock(&m->m_lock);
 	UDX_BUG_ON(p->p_dead);                  /* unpinned twice */
+	/* a callback on this pin in another thread finishes first: after
+	 * udx_unpin() returns, none runs (one may call udx_unpin() itself) */
+	while (p->p_ncb > (dax_cb_pin == p ? 1u : 0u))
+		pthread_cond_wait(&m->m_cv, &m->m_lock);
+	UDX_BUG_ON(p->p_dead);
 	p->p_dead = true;
 	if (p->p_prev)
 		p->p_prev->p_next = p->p_next;
@@ -395,6 +403,12 @@ void udx_unpin(struct udx_pin *p)
 	WRITE_ONCE(m->m_npins, m->m_npins - 1);
 	if (m->m_breaking)
 		pthread_cond_broadcast(&m->m_cv);       /* a break waiting on pins */
+	if (__atomic_load_n(&fs->fs_revoked, __ATOMIC_ACQUIRE)) {
+		/* removal waits for the last pin */
+		pthread_mutex_lock(&fs->fs_busy_lock);
+		pthread_cond_broadcast(&fs->fs_busy_cv);
+		pthread_mutex_unlock(&fs->fs_busy_lock);
+	}
 	if (p->p_ref == 1) {
 		p->p_ref = 0;                   /* no callback in flight: ours */
 		last = true;

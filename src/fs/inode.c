@@ -518,6 +518,11 @@ static void inode_unhash(struct udx_fs *fs, struct udx_inode *ip)
 	struct ic_bucket *b = ic_bucket(fs, ip->i_ino);
 	struct udx_inode **pp;
 
+	/* entries go while it is still hashed (I_FREEING: iget waits), or
+	 * the inode could be loaded again, its blocks freed and reused while
+	 * these still hold their folios (rule 1) */
+	dax_delete_entries(ip, 0, UINT64_MAX);
+
 	pthread_mutex_lock(&b->b_lock);
 	for (pp = &b->b_head; *pp; pp = &(*pp)->i_hnext) {
 		if (*pp == ip) {
