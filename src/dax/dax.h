@@ -157,7 +157,7 @@ int iomap_alloc_range(struct udx_inode *ip, uint64_t off, uint64_t len);
 /* pin.c */
 void pin_release_ref(struct udx_pin *p);
 /* mapping.c: the pin whose callback this thread is running, or NULL */
-extern __thread struct udx_pin *dax_cb_pin;
+extern __thread struct udx_pin *dax_cb_pin __attribute__((tls_model("initial-exec")));
 
 /* holder.c */
 int dax_fs_init(struct udx_fs *fs, struct udx_pgmap *pg);

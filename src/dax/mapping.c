@@ -13,7 +13,7 @@
 
 #define EMPTY_KEY UINT64_MAX
 
-__thread struct udx_pin *dax_cb_pin;
+__thread struct udx_pin *dax_cb_pin __attribute__((tls_model("initial-exec")));
 
 void dax_mapping_init(struct dax_mapping *m)
 {
