@@ -181,8 +181,8 @@ static uint64_t g_devsize, g_seed;
 static bool g_verbose;
 
 /*
- * Library bugs this test found, all fixed; each is checked (or exercised)
- * on every run, and a failure names it:
+ * Library bugs this test found; each fixed one is checked (or exercised) on
+ * every run, and a failure names it (late-cb is open, see kb_init):
  *   double-break    two breaks of one chaos file at once: they deadlock
  *   reclaim-entries a pin fails with EBUSY (reclaim unhashes first)
  *   stale-lost      a read pin over a hole is never told it was written
@@ -201,7 +201,12 @@ static void kb_init(void)
 	int i;
 
 	for (i = 0; i < KB_N; i++)
-		g_kb[i] = true;         /* all fixed: every check on */
+		g_kb[i] = i != KB_LATE_CB;      /* fixed: every check on */
+	/* late-cb is open: a callback may start while its pin's holder
+	 * unpins in another thread, and run after udx_unpin() returned
+	 * (dax.h says so); counted, not a failure.  UDX_PIN_LATE_CB=1 makes
+	 * it one. */
+	g_kb[KB_LATE_CB] = getenv("UDX_PIN_LATE_CB") != NULL;
 }
 
 static int g_phase;

@@ -80,9 +80,12 @@ enum udx_pin_event {
  * udx_pin_cb - runs in the thread that breaks the layout (or removes the
  * device, or reports the failure), with no udaxfs lock held.  @off/@len is
  * the affected file range.  It may call udx_unpin(@pin) itself.  It is not
- * called for a pin already unpinned, but it may run while the holder's own
- * thread unpins: a holder that can unpin from both places makes sure only
- * one of them does (udx_unpin of a pin twice is a bug, and is caught).
+ * called for a pin already unpinned when the recall begins, but one that
+ * begins while the holder's own thread unpins may still run after that
+ * udx_unpin() returned (the pin's memory is valid for the call; its @arg
+ * must be too): a holder that frees @arg at unpin, or can unpin from both
+ * places, synchronises with its callback itself (udx_unpin of a pin twice
+ * is a bug, and is caught).
  */
 typedef void (*udx_pin_cb)(struct udx_pin *pin, enum udx_pin_event ev, uint64_t off,
 			   uint64_t len, void *arg);

@@ -100,7 +100,6 @@ struct udx_pin {
 	bool p_dead;                    /* m_lock: unpinned (the struct may live
 					   on while a callback is in flight) */
 	bool p_zero;                    /* shows the zero page somewhere */
-	unsigned p_ncb;                 /* m_lock: callbacks running now */
 	size_t p_nseg, p_nfolio;
 	struct udx_pin_seg *p_seg;
 	struct udx_folio **p_folio;
@@ -156,8 +155,6 @@ int iomap_alloc_range(struct udx_inode *ip, uint64_t off, uint64_t len);
 
 /* pin.c */
 void pin_release_ref(struct udx_pin *p);
-/* mapping.c: the pin whose callback this thread is running, or NULL */
-extern __thread struct udx_pin *dax_cb_pin __attribute__((tls_model("initial-exec")));
 
 /* holder.c */
 int dax_fs_init(struct udx_fs *fs, struct udx_pgmap *pg);

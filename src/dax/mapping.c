@@ -13,7 +13,6 @@
 
 #define EMPTY_KEY UINT64_MAX
 
-__thread struct udx_pin *dax_cb_pin __attribute__((tls_model("initial-exec")));
 
 void dax_mapping_init(struct dax_mapping *m)
 {
@@ -399,27 +398,16 @@ static void batch_call(struct udx_inode *ip, struct pin_batch *b, enum udx_pin_e
 		uint64_t e = MIN(end << 12, p->p_off + p->p_len);
 		bool dead;
 
-		/* not for a pin its holder released meanwhile; udx_unpin()
-		 * from another thread waits for a callback in flight */
+		/* not for a pin its holder released already (one released
+		 * from now on may still get it: see udx_pin_cb) */
 		pthread_mutex_lock(&ip->i_map.m_lock);
 		dead = p->p_dead;
-		if (!dead)
-			p->p_ncb++;
 		pthread_mutex_unlock(&ip->i_map.m_lock);
 		if (dead)
 			continue;
 		fs_count(&ip->i_fs->fs_recalls, 1);
-		if (p->p_cb) {
-			struct udx_pin *outer = dax_cb_pin;
-
-			dax_cb_pin = p;         /* udx_unpin(p) from in here: no wait */
+		if (p->p_cb)
 			p->p_cb(p, ev, s, e > s ? e - s : 0, p->p_arg);
-			dax_cb_pin = outer;
-		}
-		pthread_mutex_lock(&ip->i_map.m_lock);
-		if (--p->p_ncb == 0)
-			pthread_cond_broadcast(&ip->i_map.m_cv);
-		pthread_mutex_unlock(&ip->i_map.m_lock);
 	}
 	pthread_mutex_lock(&ip->i_map.m_lock);
 	for (i = 0; i < b->n; i++)

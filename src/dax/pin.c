@@ -388,11 +388,6 @@ void udx_unpin(struct udx_pin *p)
 
 	pthread_mutex_lock(&m->m_lock);
 	UDX_BUG_ON(p->p_dead);                  /* unpinned twice */
-	/* a callback on this pin in another thread finishes first: after
-	 * udx_unpin() returns, none runs (one may call udx_unpin() itself) */
-	while (p->p_ncb > (dax_cb_pin == p ? 1u : 0u))
-		pthread_cond_wait(&m->m_cv, &m->m_lock);
-	UDX_BUG_ON(p->p_dead);
 	p->p_dead = true;
 	if (p->p_prev)
 		p->p_prev->p_next = p->p_next;
