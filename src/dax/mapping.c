@@ -186,12 +186,6 @@ struct dax_entry *dax_lookup(struct dax_mapping *m, uint64_t idx)
 }
 
 static void batch_add(struct pin_batch *b, struct udx_pin *p);
-static bool pin_overlaps(const struct udx_pin *p, uint64_t start, uint64_t end);
-
-struct zero_ctx {
-	struct udx_inode *ip;
-	uint64_t start, end;
-};
 
 static bool in_batch(const struct pin_batch *b, const struct udx_pin *p)
 {
@@ -225,10 +219,8 @@ static bool pin_sees_zero(const struct udx_pin *p, const char *zero, uint64_t st
  * page over the written pages are told (whatever entry they came from). */
 static void zero_one(void *arg, struct dax_entry *e)
 {
-	struct zero_ctx *z = arg;
-
 	if (e->e_flags & DE_ZERO)
-		entry_delete(z->ip, e);
+		entry_delete(arg, e);
 }
 
 static void stale_pins(struct udx_inode *ip, uint64_t start, uint64_t end)
@@ -274,7 +266,7 @@ static int fault_fill(struct udx_inode *ip, struct dax_pmd *d, uint64_t idx, boo
 	pthread_mutex_unlock(&m->m_lock);
 
 	/* the entry is locked: nobody else touches it, and what it will hold
-	 * is stored under m_lock again (pin_fast reads entries under it) */
+	 * is stored under m_lock again (the pin fast path reads entries under it) */
 	ret = iomap_lookup(ip, (huge ? idx & ~(DAX_PMD_PAGES - 1) : idx) << 12, pages << 12, &map);
 	if (ret == -EIO && huge)
 		ret = 1;                        /* a poisoned page: 4 KiB may do */
@@ -426,13 +418,12 @@ static bool pin_overlaps(const struct udx_pin *p, uint64_t start, uint64_t end)
 void dax_invalidate_zero(struct udx_inode *ip, uint64_t start, uint64_t end)
 {
 	struct dax_mapping *m = &ip->i_map;
-	struct zero_ctx z = { .ip = ip, .start = start, .end = end };
 	size_t had;
 
 	pthread_mutex_lock(&m->m_lock);
 	m->m_gen++;                     /* faults that saw a hole look again */
 	had = m->m_stale.n;
-	for_each_entry(m, start, end, zero_one, &z);
+	for_each_entry(m, start, end, zero_one, ip);
 	stale_pins(ip, start, end);
 	if (m->m_stale.n > had || had) {
 		m->m_stale_start = had ? MIN(m->m_stale_start, start) : start;

@@ -175,52 +175,23 @@ static void pin_register(struct udx_pin *p, struct dax_mapping *m)
 }
 
 /*
- * The fast path: every entry of the range exists, so neither the inode lock
- * nor the invalidate lock is needed.  Entries are deleted only under m_lock
- * (a layout break, which holds m_breaking and sees the pins registered
- * before it; removal, which waits for this section; eviction, which no
- * referenced inode meets), so what is found and registered under one hold
- * of m_lock stays valid.  Returns 0, 1 (take the slow path) or an error.
+ * Reference the entries of the pin's range and register it, under one hold
+ * of m_lock.
+ *
+ * Without @fault (the fast path) every entry must exist already, so neither
+ * the inode lock nor the invalidate lock is needed: entries are deleted only
+ * under m_lock (a layout break, which holds m_breaking and sees the pins
+ * registered before it; removal, which waits for this section; eviction,
+ * which no referenced inode meets), so what is found and registered under
+ * one hold of m_lock stays valid.  Returns 1 when an entry is missing or
+ * unusable: take the slow path.
+ *
+ * With @fault (i_rwsem and i_mmap_lock held shared), missing entries are
+ * faulted in (dax_fault may drop and retake m_lock).
+ *
+ * Returns 0, 1 (fast path only) or a negative errno.
  */
-static int pin_fast(struct pin_alloc *a, struct udx_inode *ip)
-{
-	struct udx_pin *p = &a->p;
-	struct dax_mapping *m = &ip->i_map;
-	struct udx_fs *fs = ip->i_fs;
-	uint64_t idx = p->p_off >> 12, end = (p->p_off + p->p_len) >> 12;
-	int ret = 0;
-
-	pthread_mutex_lock(&m->m_lock);
-	if (m->m_breaking) {
-		pthread_mutex_unlock(&m->m_lock);
-		return udx_err(-EAGAIN, "the file is being truncated or punched; try again");
-	}
-	while (idx < end) {
-		struct dax_entry *e = dax_lookup(m, idx);
-
-		if (e == NULL || (e->e_flags & (DE_LOCKED | DE_POISON)) ||
-		    ((e->e_flags & DE_ZERO) && (p->p_flags & UDX_PIN_WRITE)) ||
-		    ((p->p_flags & UDX_PIN_HUGE) && e->e_order == 0)) {
-			ret = 1;
-			break;
-		}
-		idx = pin_add(a, fs, e, idx, end, &ret);
-		if (ret)
-			break;
-	}
-	if (ret == 0)
-		pin_register(p, m);
-	pthread_mutex_unlock(&m->m_lock);
-	if (ret) {
-		put_folios(fs, p);
-		p->p_nseg = 0;
-	}
-	return ret;
-}
-
-/* Fault in and reference the entries of [off, off + len): i_rwsem and
- * i_mmap_lock held shared. */
-static int pin_fill(struct pin_alloc *a, struct udx_inode *ip, uint64_t size)
+static int pin_collect(struct pin_alloc *a, struct udx_inode *ip, bool fault, uint64_t size)
 {
 	struct udx_pin *p = &a->p;
 	struct dax_mapping *m = &ip->i_map;
@@ -237,27 +208,37 @@ static int pin_fill(struct pin_alloc *a, struct udx_inode *ip, uint64_t size)
 	while (idx < end) {
 		struct dax_entry *e;
 
-		ret = dax_fault(ip, idx, p->p_flags, size, &e);
-		if (ret)
-			break;
-		if ((e->e_flags & DE_POISON) &&
-		    udx_pgmap_poisoned(fs->fs_pg, e->e_devoff + ((idx - e->e_index) << 12),
-				       (MIN(end, e->e_index + (1ull << e->e_order)) - idx) << 12)) {
-			ret = udx_err(-EIO, "the file's memory is poisoned");
-			break;
+		if (!fault) {
+			e = dax_lookup(m, idx);
+			if (e == NULL || (e->e_flags & (DE_LOCKED | DE_POISON)) ||
+			    ((e->e_flags & DE_ZERO) && (p->p_flags & UDX_PIN_WRITE)) ||
+			    ((p->p_flags & UDX_PIN_HUGE) && e->e_order == 0)) {
+				ret = 1;
+				break;
+			}
+		} else {
+			ret = dax_fault(ip, idx, p->p_flags, size, &e);
+			if (ret)
+				break;
+			if ((e->e_flags & DE_POISON) &&
+			    udx_pgmap_poisoned(fs->fs_pg, e->e_devoff + ((idx - e->e_index) << 12),
+					       (MIN(end, e->e_index + (1ull << e->e_order)) - idx) << 12)) {
+				ret = udx_err(-EIO, "the file's memory is poisoned");
+				break;
+			}
 		}
 		idx = pin_add(a, fs, e, idx, end, &ret);
 		if (ret)
 			break;
 	}
-	if (ret) {
-		pthread_mutex_unlock(&m->m_lock);
-		put_folios(fs, p);
-		return ret;
-	}
-	pin_register(p, m);
+	if (ret == 0)
+		pin_register(p, m);
 	pthread_mutex_unlock(&m->m_lock);
-	return 0;
+	if (ret) {
+		put_folios(fs, p);
+		p->p_nseg = 0;
+	}
+	return ret;
 }
 
 int udx_ipin(struct udx_inode *ip, uint64_t off, uint64_t len, unsigned flags,
@@ -297,7 +278,7 @@ int udx_ipin(struct udx_inode *ip, uint64_t off, uint64_t len, unsigned flags,
 	 * registered, as a recall may unpin it at once */
 	udx_igrab(ip);
 
-	ret = pin_fast(a, ip);
+	ret = pin_collect(a, ip, false, 0);
 	for (tries = 0; ret == 1; tries++) {
 		uint64_t size;
 
@@ -342,7 +323,7 @@ int udx_ipin(struct udx_inode *ip, uint64_t off, uint64_t len, unsigned flags,
 			}
 		}
 		if (!ret)
-			ret = pin_fill(a, ip, size);
+			ret = pin_collect(a, ip, true, size);
 		pthread_rwlock_unlock(&ip->i_mmap_lock);
 		iunlock(ip);
 		break;
