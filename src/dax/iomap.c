@@ -38,6 +38,15 @@ int iomap_lookup(struct udx_inode *ip, uint64_t off, uint64_t len, struct udx_io
 		map->addr = NULL;
 		return 0;
 	}
+	/* the one path to file memory: a damaged extent map never sends a
+	 * load or store outside the data area */
+	if (m.m_pblk < fs->fs_data_start || m.m_pblk >= fs->fs_nblocks ||
+	    (map->length >> UDX_BLOCK_SHIFT) > fs->fs_nblocks - m.m_pblk) {
+		__atomic_store_n(&fs->fs_errors, true, __ATOMIC_RELAXED);
+		return udx_err(-EUCLEAN, "inode %llu maps offset %llu outside the data area "
+			       "(run fsck)", (unsigned long long)ip->i_ino,
+			       (unsigned long long)map->offset);
+	}
 	map->type = m.m_unwritten ? UDX_IOMAP_UNWRITTEN : UDX_IOMAP_MAPPED;
 	map->dev_offset = m.m_pblk << UDX_BLOCK_SHIFT;
 	map->addr = fs->fs_base + map->dev_offset;
