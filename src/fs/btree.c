@@ -480,6 +480,17 @@ const void *bt_val(const struct bt_cursor *c, uint16_t *vlen)
 	return slot_val(n, (unsigned)c->c_idx[0]);
 }
 
+int bt_val_copy(const struct bt_cursor *c, void *buf, uint16_t len)
+{
+	uint16_t vlen;
+	const void *v = bt_val(c, &vlen);
+
+	if (unlikely(vlen != len))
+		return -EUCLEAN;
+	memcpy(buf, v, len);
+	return 0;
+}
+
 int bt_lookup(const struct btree *bt, uint64_t key, void *val, uint16_t *vlen)
 {
 	struct bt_cursor c;

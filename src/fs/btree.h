@@ -81,6 +81,12 @@ int bt_next(struct bt_cursor *c);
 uint64_t bt_key(const struct bt_cursor *c);
 const void *bt_val(const struct bt_cursor *c, uint16_t *vlen);
 
+/** bt_val_copy() - the current value copied to @buf, which holds a
+ * fixed-size record of @len bytes: -EUCLEAN when the value is another size.
+ * Use it for values read as structures: a damaged node may place a value at
+ * any byte, so only a copy is sure to be aligned. */
+int bt_val_copy(const struct bt_cursor *c, void *buf, uint16_t len);
+
 /** bt_lookup() - the value of @key copied to @val (at most *@vlen bytes;
  * *@vlen gets its length).  -ENOENT if absent. */
 int bt_lookup(const struct btree *bt, uint64_t key, void *val, uint16_t *vlen);

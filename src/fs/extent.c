@@ -67,14 +67,20 @@ static void val_to_ext(uint64_t key, const struct udx_dext_val *v, struct udx_de
 	e->e_flags = v->v_flags;
 }
 
+int ext_tree_get(const struct bt_cursor *c, struct udx_dextent *e)
+{
+	struct udx_dext_val v;
+
+	if (bt_val_copy(c, &v, sizeof(v)))
+		return -EUCLEAN;
+	val_to_ext(bt_key(c), &v, e);
+	return 0;
+}
+
 static int es_tree_get(struct bt_cursor *c, struct udx_dextent *e)
 {
-	uint16_t vlen;
-	const struct udx_dext_val *v = bt_val(c, &vlen);
-
-	if (vlen != sizeof(*v))
+	if (ext_tree_get(c, e))
 		return udx_err(-EUCLEAN, "extent tree: a value of the wrong size (run fsck)");
-	val_to_ext(bt_key(c), v, e);
 	return 0;
 }
 
@@ -516,10 +522,11 @@ int ext_count_blocks(struct udx_fs *fs, uint64_t ino, const struct udx_dinode *d
 	if (bt_check(&bt, count_node, count_problem, &cc, NULL))
 		return -EUCLEAN;
 	for (ret = bt_seek(&bt, 0, &c); ret == 0; ret = bt_next(&c)) {
-		uint16_t vlen;
-		const struct udx_dext_val *v = bt_val(&c, &vlen);
+		struct udx_dextent e;
 
-		fn(arg, v->v_pblk, v->v_len);
+		if (ext_tree_get(&c, &e))
+			return -EUCLEAN;
+		fn(arg, e.e_pblk, e.e_len);
 	}
 	return ret == -ENOENT ? 0 : ret;
 }

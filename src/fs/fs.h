@@ -226,6 +226,9 @@ struct ext_map {
 	bool m_unwritten;
 };
 int ext_lookup(struct udx_inode *ip, uint64_t lblk, struct ext_map *m);
+struct bt_cursor;
+/* The extent at an extent tree cursor; -EUCLEAN for a damaged value. */
+int ext_tree_get(const struct bt_cursor *c, struct udx_dextent *e);
 int ext_alloc(struct udx_tx *tx, struct udx_inode *ip, uint64_t lblk, uint64_t len,
 	      bool unwritten, struct ext_map *m);
 int ext_convert(struct udx_tx *tx, struct udx_inode *ip, uint64_t lblk, uint64_t len);

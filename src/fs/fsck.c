@@ -360,18 +360,12 @@ static void check_extents(struct fsck *c, uint64_t ino)
 		if (bt_check(&bt, node_block, tree_problem, c, NULL) != 0)
 			return;
 		for (ret = bt_seek(&bt, 0, &cur); ret == 0; ret = bt_next(&cur)) {
-			uint16_t vlen;
-			const struct udx_dext_val *v = bt_val(&cur, &vlen);
 			struct udx_dextent e;
 
-			if (vlen != sizeof(*v)) {
+			if (ext_tree_get(&cur, &e)) {
 				tree_problem(c, "an extent of the wrong size");
 				return;
 			}
-			e.e_lblk = bt_key(&cur);
-			e.e_pblk = v->v_pblk;
-			e.e_len = v->v_len;
-			e.e_flags = v->v_flags;
 			check_extent(c, &e, &next);
 		}
 	}
