@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* The memory device: every kind we can make here, persistence, bad specs. */
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
@@ -193,6 +194,53 @@ static void test_pool_file_roundtrip(void **state)
 	udx_dev_close(dev);
 }
 
+/* One writer per device across processes (an OFD lock): a second writable
+ * or read-only open is -EBUSY while a writer has it, readers share, a killed
+ * holder releases it, and UDX_DEV_NOLOCK reads regardless. */
+static void test_device_lock(void **state)
+{
+	struct udx_dev_opts o = { .size = 16 << 20, .flags = UDX_DEV_CREATE };
+	struct udx_dev_opts ro = { .flags = UDX_DEV_RDONLY };
+	struct udx_dev_opts nolock = { .flags = UDX_DEV_RDONLY | UDX_DEV_NOLOCK };
+	struct udx_dev *w, *r1, *r2, *d;
+	int status;
+	pid_t pid;
+
+	assert_int_equal(udx_dev_open(tpath("locked"), &o, &w), 0);
+	expect_err(tpath("locked"), NULL, -EBUSY, "in use by another process");
+	expect_err(tpath("locked"), &ro, -EBUSY, "in use by another process");
+	assert_int_equal(udx_dev_open(tpath("locked"), &nolock, &d), 0);
+	udx_dev_close(d);
+	udx_dev_close(w);
+
+	assert_int_equal(udx_dev_open(tpath("locked"), &ro, &r1), 0);
+	assert_int_equal(udx_dev_open(tpath("locked"), &ro, &r2), 0);
+	expect_err(tpath("locked"), NULL, -EBUSY, "in use by another process");
+	udx_dev_close(r1);
+	udx_dev_close(r2);
+
+	/* a child holds it and is killed: the lock goes with it */
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		if (udx_dev_open(tpath("locked"), NULL, &d) != 0)
+			_exit(1);
+		pause();
+		_exit(0);
+	}
+	for (int i = 0; i < 2000; i++) {
+		if (udx_dev_open(tpath("locked"), NULL, &d) == -EBUSY)
+			break;
+		udx_dev_close(d);
+		usleep(1000);
+	}
+	expect_err(tpath("locked"), NULL, -EBUSY, "in use by another process");
+	kill(pid, SIGKILL);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_int_equal(udx_dev_open(tpath("locked"), NULL, &d), 0);
+	udx_dev_close(d);
+}
+
 static void test_force_cacheline(void **state)
 {
 	struct udx_dev_opts o = { .size = 8 << 20, .flags = UDX_DEV_FORCE_CACHELINE };
@@ -276,6 +324,7 @@ int main(void)
 		cmocka_unit_test(test_bad_specs),
 		cmocka_unit_test(test_unreadable),
 		cmocka_unit_test(test_pool_file_roundtrip),
+		cmocka_unit_test(test_device_lock),
 		cmocka_unit_test(test_force_cacheline),
 		cmocka_unit_test(test_persist_hooks),
 	};

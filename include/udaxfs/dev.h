@@ -55,6 +55,11 @@ enum udx_dev_kind {
  * memory on a machine without it.  Same as PMEM2_FORCE_GRANULARITY=CACHE_LINE
  * in the environment, which this also honours for anon devices. */
 #define UDX_DEV_FORCE_CACHELINE (1u << 2)
+/* Pool files and DAX devices are locked against other processes: one
+ * writable open, or any number of read-only ones (-EBUSY otherwise).  This
+ * skips the lock, for a reader that accepts an image that may change under
+ * it (`udaxfs info` of a mounted device). */
+#define UDX_DEV_NOLOCK          (1u << 3)
 
 struct udx_dev_opts {
 	uint64_t size;          /* create (or check) at this size; 0: the file's */
@@ -89,6 +94,7 @@ struct udx_dev;
  *   -ENODEV      a kind of file that cannot be mapped (block device, FIFO...)
  *   -ENOMEM      larger than the address space allows
  *   -EFBIG       the file system refused to size the pool file
+ *   -EBUSY       another process has it open (see UDX_DEV_NOLOCK)
  *   -EIO         anything else libpmem2 refused
  */
 UDX_API int udx_dev_open(const char *spec, const struct udx_dev_opts *opts,

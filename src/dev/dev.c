@@ -272,6 +272,33 @@ static int dev_create_file(struct udx_dev *dev, const struct udx_dev_opts *opts)
 	return 0;
 }
 
+/*
+ * One writer per device across processes: an open file description lock
+ * over the whole file, exclusive for a writable open and shared for a
+ * read-only one (fsck, stats), so a mount in one process and a mount or a
+ * repair in another refuse each other.  It goes with the process, so a
+ * killed mount leaves nothing behind.  UDX_DEV_NOLOCK skips it for readers
+ * that tolerate a changing image (info).
+ */
+static int dev_lock(struct udx_dev *dev, const struct udx_dev_opts *opts)
+{
+	struct flock fl = {
+		.l_type = dev->dv_rdonly ? F_RDLCK : F_WRLCK,
+		.l_whence = SEEK_SET,
+	};
+
+	if (opts->flags & UDX_DEV_NOLOCK)
+		return 0;
+	if (fcntl(dev->dv_fd, F_OFD_SETLK, &fl) == 0)
+		return 0;
+	if (errno == EAGAIN || errno == EACCES)
+		return udx_err(-EBUSY, "%s: in use by another process (a mount, or another udaxfs "
+			       "command)", dev->dv_spec);
+	if (errno == EINVAL || errno == ENOLCK)
+		return 0;               /* a file system without locks */
+	return udx_err(-errno, "%s: cannot lock: %s", dev->dv_spec, strerror(errno));
+}
+
 static int dev_open_path(struct udx_dev *dev, const struct udx_dev_opts *opts)
 {
 	const char *path = dev->dv_spec;
@@ -306,6 +333,9 @@ static int dev_open_path(struct udx_dev *dev, const struct udx_dev_opts *opts)
 				       " (read and write access is needed)" : "");
 		}
 	}
+	ret = dev_lock(dev, opts);
+	if (ret)
+		return ret;
 	ret = pmem2_source_from_fd(&dev->dv_src, dev->dv_fd);
 	if (ret) {
 		if (S_ISCHR(st.st_mode))

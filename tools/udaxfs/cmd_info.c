@@ -18,7 +18,8 @@ static void info_usage(FILE *out)
 
 static int info_run(int argc, char **argv)
 {
-	struct udx_dev_opts dopts = { .flags = UDX_DEV_RDONLY };
+	/* info reads the superblock of a mounted device too */
+	struct udx_dev_opts dopts = { .flags = UDX_DEV_RDONLY | UDX_DEV_NOLOCK };
 	struct udx_dev_info di;
 	struct udx_fs_info info;
 	struct udx_dev *dev = NULL;
