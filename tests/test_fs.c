@@ -523,6 +523,46 @@ static void test_links(void **state)
 	assert_int_equal(udx_unlink(fs, "/hard"), -ENOENT);
 }
 
+/* A set-group-ID directory passes its group on, and its bit to
+ * subdirectories; generations tell a reused inode number apart. */
+static void test_setgid_and_generation(void **state)
+{
+	struct fx *f = *state;
+	struct udx_fs *fs = f->fs;
+	struct udx_inode *dir, *a, *b;
+	struct stat st;
+	uint64_t ino;
+	uint32_t gen;
+
+	assert_int_equal(udx_mkdir(fs, "/shared", 0775), 0);
+	assert_int_equal(udx_chown(fs, "/shared", 0, 4242), 0);
+	assert_int_equal(udx_chmod(fs, "/shared", 02775), 0);
+	assert_int_equal(udx_resolve(fs, "/shared", true, &dir), 0);
+	assert_int_equal(udx_icreate(dir, "file", S_IFREG | 0644, 1000, 1000, 0, NULL, &a), 0);
+	assert_int_equal(udx_icreate(dir, "sub", S_IFDIR | 0755, 1000, 1000, 0, NULL, &b), 0);
+	assert_int_equal(udx_igetattr(a, &st), 0);
+	assert_true(st.st_gid == 4242 && st.st_uid == 1000 && !(st.st_mode & S_ISGID));
+	assert_int_equal(udx_igetattr(b, &st), 0);
+	assert_true(st.st_gid == 4242 && (st.st_mode & S_ISGID));
+	udx_iput(b);
+	assert_int_equal(udx_chmod(fs, "/shared", 0775), 0);
+	assert_int_equal(udx_icreate(dir, "plain", S_IFREG | 0644, 1000, 1000, 0, NULL, &b), 0);
+	assert_int_equal(udx_igetattr(b, &st), 0);
+	assert_true(st.st_gid == 1000);
+	udx_iput(b);
+
+	ino = udx_iino(a);
+	gen = udx_igeneration(a);
+	udx_iput(a);
+	assert_int_equal(udx_iunlink(dir, "file"), 0);
+	/* the freed number comes back (the lowest free one), newer */
+	assert_int_equal(udx_icreate(dir, "again", S_IFREG | 0644, 0, 0, 0, NULL, &a), 0);
+	assert_true(udx_iino(a) == ino);
+	assert_true(udx_igeneration(a) != gen);
+	udx_iput(a);
+	udx_iput(dir);
+}
+
 static void test_symlinks(void **state)
 {
 	struct fx *f = *state;
@@ -912,6 +952,7 @@ int main(void)
 		T(test_readdir_stable),
 		T(test_links),
 		T(test_symlinks),
+		T(test_setgid_and_generation),
 		T(test_unlink_open_file),
 		T(test_orphan_after_crash),
 		T(test_rename),

@@ -152,6 +152,10 @@ UDX_API void udx_igrab(struct udx_inode *ip);
 /** udx_iput() - drop a reference; the last one of an unlinked inode frees it. */
 UDX_API void udx_iput(struct udx_inode *ip);
 UDX_API uint64_t udx_iino(const struct udx_inode *ip);
+/** udx_igeneration() - changes each time an inode number is reused, so
+ * (number, generation) names one file for the life of the file system (NFS
+ * and FUSE file handles). */
+UDX_API uint32_t udx_igeneration(const struct udx_inode *ip);
 UDX_API struct udx_fs *udx_ifs(const struct udx_inode *ip);
 
 /** udx_ilookup() - the inode named @name in @dir, referenced. */

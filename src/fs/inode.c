@@ -680,6 +680,11 @@ uint64_t udx_iino(const struct udx_inode *ip)
 	return ip->i_ino;
 }
 
+uint32_t udx_igeneration(const struct udx_inode *ip)
+{
+	return READ_ONCE(ip->i_d->i_generation);
+}
+
 struct udx_fs *udx_ifs(const struct udx_inode *ip)
 {
 	return ip->i_fs;

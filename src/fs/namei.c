@@ -157,6 +157,13 @@ int udx_icreate(struct udx_inode *dir, const char *name, mode_t mode, uid_t uid,
 		ret = udx_err(-ENOENT, "the directory has been removed");
 		goto out_unlock;
 	}
+	/* a set-group-ID directory gives its group to what is made in it, and
+	 * its set-group-ID bit to subdirectories (as every Unix file system) */
+	if (dir->i_d->i_mode & S_ISGID) {
+		gid = dir->i_d->i_gid;
+		if (S_ISDIR(mode))
+			mode |= S_ISGID;
+	}
 	/* a name that exists is found by dir_add(), in the transaction: the
 	 * callers look up first, so that is the rare case */
 	if (S_ISDIR(mode) && dir->i_d->i_nlink >= LINK_MAX_COUNT) {
