@@ -5,7 +5,8 @@ set -eu
 
 PKGS="build-essential cmake pkg-config clang
 libpmem2-dev liburcu-dev libcmocka-dev libxxhash-dev
-libfuse3-dev fuse3"
+libfuse3-dev fuse3
+fio dbench fsmark sqlite3 git attr"
 
 missing=""
 for p in $PKGS; do

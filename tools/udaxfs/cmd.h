@@ -24,6 +24,12 @@ extern const struct udx_cmd udx_cmd_mkfs;
 extern const struct udx_cmd udx_cmd_fsck;
 extern const struct udx_cmd udx_cmd_info;
 extern const struct udx_cmd udx_cmd_stats;
+extern const struct udx_cmd udx_cmd_mount;
+
+#include <stdbool.h>
+
+/* udaxfs mount, also as mount(8)'s helper (@helper: its argument forms). */
+int udx_mount_main(int argc, char **argv, bool helper);
 
 struct udx_fs;
 /* The counters of a mounted file system (udaxfs stats, demo). */

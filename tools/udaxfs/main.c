@@ -2,6 +2,7 @@
 /* udaxfs: the command-line tool. */
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cmd.h"
 
@@ -9,6 +10,7 @@ static const struct udx_cmd *const cmds[] = {
 	&udx_cmd_mkfs,
 	&udx_cmd_fsck,
 	&udx_cmd_info,
+	&udx_cmd_mount,
 	&udx_cmd_stats,
 	&udx_cmd_demo,
 };
@@ -35,9 +37,33 @@ static const struct udx_cmd *find(const char *name)
 	return NULL;
 }
 
+/* Run as mount(8)'s helper, mount.fuse.udaxfs (or mount.udaxfs)? */
+static bool called_as_helper(const char *argv0)
+{
+	const char *base = strrchr(argv0, '/');
+
+	base = base ? base + 1 : argv0;
+	return strcmp(base, "mount.fuse.udaxfs") == 0 || strcmp(base, "mount.udaxfs") == 0;
+}
+
+/* `udaxfs DEVICE MOUNTPOINT -o OPTS`: how fuse3's mount.fuse3 runs a
+ * file system named by the type fuse.udaxfs. */
+static bool fuse_helper_form(int argc, char **argv)
+{
+	struct stat st;
+
+	return argc >= 3 && argv[1][0] != '-' && find(argv[1]) == NULL &&
+	       stat(argv[2], &st) == 0 && S_ISDIR(st.st_mode);
+}
+
 int main(int argc, char **argv)
 {
 	const struct udx_cmd *c;
+
+	if (called_as_helper(argv[0]))
+		return udx_mount_main(argc, argv, true);
+	if (fuse_helper_form(argc, argv))
+		return udx_mount_main(argc, argv, true);
 
 	if (argc < 2) {
 		usage(stderr);
