@@ -2153,7 +2153,8 @@ static bool op_mkdir(struct fsx *x)
 	}
 	expect(x, ret, want, 0, "mkdir");
 	if (ret == 0) {
-		ino = m_new(x, T_DIR, perm);
+		/* a set-group-ID parent passes its bit on to directories */
+		ino = m_new(x, T_DIR, perm | (M(x, dir)->perm & S_ISGID));
 		M(x, ino)->parent = dir;
 		m_add(x, dir, name, ino);
 		M(x, dir)->nlink++;

@@ -442,10 +442,72 @@ out_free:
 	return ret;
 }
 
+/*
+ * Page-granularity devices (pool files) persist with msync, a system call
+ * that writes the pages back and waits.  A transaction flushes many small
+ * ranges before one drain, so flushes of page devices are gathered per
+ * thread, merged where they are near, and synced at the drain, which is the
+ * only point the contract promises durability (flush: "on its way"; drain:
+ * "there").  A full list syncs its oldest range early, which is allowed.
+ */
+#define PEND_MAX 8
+#define PEND_MERGE_GAP (256u << 10)     /* syncing clean pages between is cheap */
+
+struct pend_range {
+	const struct udx_dev *dev;      /* a key only: never dereferenced */
+	pmem2_flush_fn flush;
+	uintptr_t start, end;
+};
+
+static __thread struct pend_range pend[PEND_MAX];
+static __thread unsigned npend;
+
+static void pend_sync(struct pend_range *r)
+{
+	r->flush((const void *)r->start, r->end - r->start);
+}
+
+static void pend_add(const struct udx_dev *dev, const void *addr, size_t len)
+{
+	uintptr_t s = (uintptr_t)addr & ~(uintptr_t)(UDX_PAGE_SIZE - 1);
+	uintptr_t e = ((uintptr_t)addr + len + UDX_PAGE_SIZE - 1) & ~(uintptr_t)(UDX_PAGE_SIZE - 1);
+	unsigned i;
+
+	for (i = 0; i < npend; i++) {
+		struct pend_range *r = &pend[i];
+
+		if (r->dev == dev && s <= r->end + PEND_MERGE_GAP && e + PEND_MERGE_GAP >= r->start) {
+			r->start = MIN(r->start, s);
+			r->end = MAX(r->end, e);
+			return;
+		}
+	}
+	if (npend == PEND_MAX) {
+		pend_sync(&pend[0]);
+		memmove(&pend[0], &pend[1], sizeof(pend[0]) * (PEND_MAX - 1));
+		npend--;
+	}
+	pend[npend++] = (struct pend_range){ dev, dev->dv_flush, s, e };
+}
+
+static void pend_drain(void)
+{
+	unsigned i;
+
+	for (i = 0; i < npend; i++)
+		pend_sync(&pend[i]);
+	npend = 0;
+}
+
 void udx_dev_close(struct udx_dev *dev)
 {
 	if (dev == NULL)
 		return;
+	/* what this thread flushed and never drained goes out before the
+	 * unmap; another thread's leftovers would sync an unmapped range,
+	 * which msync refuses harmlessly */
+	if (npend)
+		pend_drain();
 	if (dev->dv_map)
 		pmem2_map_delete(&dev->dv_map);       /* unmaps unless ours */
 	if (dev->dv_own_mapping && dev->dv_addr)
@@ -505,7 +567,11 @@ void udx_dev_flush(const struct udx_dev *dev, const void *addr, size_t len)
 {
 	if (dev->dv_pops && dev->dv_pops->flush)
 		dev->dv_pops->flush(dev->dv_pctx, addr, len);
-	if (dev->dv_flush)
+	if (dev->dv_flush == NULL || len == 0)
+		return;
+	if (dev->dv_gran == UDX_GRAN_PAGE)
+		pend_add(dev, addr, len);
+	else
 		dev->dv_flush(addr, len);
 }
 
@@ -513,6 +579,8 @@ void udx_dev_drain(const struct udx_dev *dev)
 {
 	if (dev->dv_pops && dev->dv_pops->drain)
 		dev->dv_pops->drain(dev->dv_pctx);
+	if (npend)
+		pend_drain();
 	if (dev->dv_drain)
 		dev->dv_drain();
 }

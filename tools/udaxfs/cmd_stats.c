@@ -1,24 +1,32 @@
 /* SPDX-License-Identifier: MIT */
 /* udaxfs stats: the lifetime counters of a mounted file system. */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
 
 #include <udaxfs.h>
 #include "cmd.h"
 #include "util.h"
 
+#define STATS_XATTR "user.udaxfs.stats"     /* see src/fuse/fuse_ops.c */
+
 static void stats_usage(FILE *out)
 {
 	fprintf(out,
-		"usage: udaxfs stats DEVICE\n\n"
-		"Mount the udaxfs on DEVICE read-only and print its counters: inodes\n"
+		"usage: udaxfs stats DEVICE | MOUNTPOINT\n\n"
+		"Print the counters of a udaxfs: of the file system mounted at\n"
+		"MOUNTPOINT (udaxfs mount), live; or, for an unmounted DEVICE, after\n"
+		"mounting it read-only here.  The counters: inodes\n"
 		"cached and referenced, orphans (unlinked files still referenced),\n"
 		"transactions, and the direct-access lifetimes: live folios, the\n"
 		"pgmap's liveness count, mapping entries, pins, pinned inodes,\n"
 		"recalls, waits for pins, memory failures.  A file system that was\n"
 		"not unmounted cleanly must be recovered first (mount it read-write,\n"
 		"or run fsck).\n\n"
-		"exit codes: 0 success, 1 not udaxfs, cannot open, or needs recovery,\n"
+		"exit codes: 0 success, 1 not udaxfs, cannot open, in use by another\n"
+		"process (give its mount point), or needs recovery,\n"
 		"2 bad command line\n");
 }
 
@@ -51,18 +59,39 @@ void print_fs_stats(FILE *out, struct udx_fs *fs)
 	fprintf(out, "device:             %s\n", st.revoked ? "being removed" : "present");
 }
 
+/* A mounted udaxfs answers the attribute user.udaxfs.stats on its root. */
+static int stats_of_mount(const char *mnt)
+{
+	char buf[8192];
+	ssize_t n = getxattr(mnt, STATS_XATTR, buf, sizeof(buf));
+
+	if (n < 0) {
+		if (errno == ENODATA || errno == ENOTSUP)
+			fprintf(stderr, "udaxfs stats: %s: not the root of a udaxfs mount\n", mnt);
+		else
+			fprintf(stderr, "udaxfs stats: %s: %s\n", mnt, strerror(errno));
+		return UDX_EXIT_FAILURE;
+	}
+	printf("mount point:        %s\n", mnt);
+	fwrite(buf, 1, (size_t)n, stdout);
+	return UDX_EXIT_OK;
+}
+
 static int stats_run(int argc, char **argv)
 {
 	struct udx_dev_opts dopts = { .flags = UDX_DEV_RDONLY };
 	struct udx_mount_opts mopts = { .flags = UDX_MOUNT_RDONLY };
 	struct udx_dev *dev = NULL;
 	struct udx_fs *fs = NULL;
+	struct stat st;
 	int ret;
 
 	if (argc != 2 || argv[1][0] == '-') {
 		stats_usage(stderr);
 		return UDX_EXIT_USAGE;
 	}
+	if (stat(argv[1], &st) == 0 && S_ISDIR(st.st_mode))
+		return stats_of_mount(argv[1]);
 	ret = udx_dev_open(argv[1], &dopts, &dev);
 	if (ret == 0)
 		ret = udx_mount(dev, &mopts, &fs);
