@@ -1,6 +1,7 @@
 # udaxfs top-level Makefile: a thin wrapper around CMake and ctest.
 #
-#   make run     install what is missing, build, run the main job
+#   make run     install what is missing, build, mount the default pool at
+#                run/mnt until Ctrl-C (make demo: the in-process demo)
 #   make test    install what is missing, build and run every test three
 #                times: normal, ThreadSanitizer, AddressSanitizer+UBSan
 #   make bench   build optimised and print BENCH <name> <value> lines
@@ -26,7 +27,7 @@ cfg_fuzz    = -DCMAKE_BUILD_TYPE=RelWithDebInfo -DUDX_DEBUG=ON -DUDX_SANITIZE=fu
 # the fuzz run in `make test`; longer: make test-fuzz FUZZ_SECONDS=3600
 FUZZ_SECONDS ?= 30
 
-.PHONY: all deps run test bench clean
+.PHONY: all deps run demo test bench clean
 
 all: build-normal
 
@@ -64,7 +65,12 @@ test-fuzz: build-fuzz
 test: test-normal test-tsan test-asan test-fuzz
 	@echo "== all tests passed (normal, tsan, asan+ubsan, fuzz) =="
 
+# the pool in run/udaxfs.pool, mounted at run/mnt until Ctrl-C
 run: build-release
+	@./scripts/run.sh $(BUILD)/release/udaxfs
+
+# the in-process demonstration of the lifetime rules (no FUSE)
+demo: build-release
 	@$(BUILD)/release/udaxfs demo
 
 bench: build-release
