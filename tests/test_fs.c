@@ -146,6 +146,36 @@ static void test_mkfs_mount_info(void **state)
 	fx_mount(f);
 }
 
+struct prog {
+	uint64_t calls, last_done, total;
+	bool backwards;
+};
+
+static void count_progress(void *arg, const char *phase, uint64_t done, uint64_t total)
+{
+	struct prog *p = arg;
+
+	assert_string_equal(phase, "mkfs");
+	p->backwards |= done < p->last_done;
+	p->calls++;
+	p->last_done = done;
+	p->total = total;
+}
+
+/* mkfs tells its progress, in order, up to the whole */
+static void test_mkfs_progress(void **state)
+{
+	struct prog p = { 0 };
+	struct udx_mkfs_opts mo = { .progress = count_progress, .progress_arg = &p };
+	struct udx_dev *dev;
+
+	assert_int_equal(udx_dev_open("anon:4G", NULL, &dev), 0);
+	assert_int_equal(udx_mkfs(dev, &mo), 0);
+	assert_true(p.calls >= 1 && !p.backwards);
+	assert_true(p.total > 0 && p.last_done == p.total);
+	udx_dev_close(dev);
+}
+
 static void test_mount_errors(void **state)
 {
 	struct udx_dev *dev = tu_anon("anon:32M"), *small = tu_anon("anon:8M");
@@ -943,6 +973,7 @@ int main(void)
 		T(test_large_file_2m_aligned),
 		T(test_mkfs_mount_info),
 		cmocka_unit_test(test_mount_errors),
+		cmocka_unit_test(test_mkfs_progress),
 		T(test_open_flags),
 		T(test_read_write_holes),
 		T(test_seek),

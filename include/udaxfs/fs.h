@@ -55,6 +55,9 @@ struct udx_mkfs_opts {
 	const uint8_t *uuid;            /* 16 bytes; NULL: random */
 	unsigned jlanes;                /* journal lanes; 0: automatic */
 	uint64_t jlane_size;            /* bytes per lane; 0: automatic */
+	/* told how far mkfs is (a large device takes seconds); may be NULL */
+	void (*progress)(void *arg, const char *phase, uint64_t done, uint64_t total);
+	void *progress_arg;
 };
 
 /**

@@ -137,6 +137,23 @@ static int compute_layout(uint64_t size, const struct udx_mkfs_opts *o, struct l
 	return 0;
 }
 
+/* Zero the inode and block maps, in pieces, telling opts->progress. */
+static void zero_maps(struct udx_dev *dev, const struct udx_mkfs_opts *opts, char *imap,
+		      uint64_t ilen, char *bmap, uint64_t blen)
+{
+	const uint64_t piece = 64ull << 20;
+	uint64_t total = ilen + blen, done = 0, n;
+
+	for (; done < total; done += n) {
+		char *p = done < ilen ? imap + done : bmap + (done - ilen);
+
+		n = MIN(piece, done < ilen ? ilen - done : total - done);
+		udx_dev_memset(dev, p, 0, n, UDX_MEM_NODRAIN);
+		if (opts->progress)
+			opts->progress(opts->progress_arg, "mkfs", done + n, total);
+	}
+}
+
 int udx_mkfs(struct udx_dev *dev, const struct udx_mkfs_opts *opts)
 {
 	static const struct udx_mkfs_opts none;
@@ -169,10 +186,8 @@ int udx_mkfs(struct udx_dev *dev, const struct udx_mkfs_opts *opts)
 
 	/* everything but the inode table (valid only where the map says so)
 	 * and the data area starts out zero */
-	udx_dev_memset(dev, base + (l.imap_start << UDX_BLOCK_SHIFT), 0,
-		       l.imap_blocks << UDX_BLOCK_SHIFT, UDX_MEM_NODRAIN);
-	udx_dev_memset(dev, base + (l.bmap_start << UDX_BLOCK_SHIFT), 0,
-		       l.bmap_blocks << UDX_BLOCK_SHIFT, UDX_MEM_NODRAIN);
+	zero_maps(dev, opts, base + (l.imap_start << UDX_BLOCK_SHIFT), l.imap_blocks << UDX_BLOCK_SHIFT,
+		  base + (l.bmap_start << UDX_BLOCK_SHIFT), l.bmap_blocks << UDX_BLOCK_SHIFT);
 	udx_dev_flush(dev, base + (l.imap_start << UDX_BLOCK_SHIFT), l.imap_blocks << UDX_BLOCK_SHIFT);
 	udx_dev_flush(dev, base + (l.bmap_start << UDX_BLOCK_SHIFT), l.bmap_blocks << UDX_BLOCK_SHIFT);
 	journal_format(dev, base, l.jstart, l.jlanes, l.jlane_blocks);

@@ -26,6 +26,11 @@ static void mkfs_usage(FILE *out)
 		"exit codes: 0 success, 1 failure, 2 bad command line\n");
 }
 
+static void on_progress(void *arg, const char *phase, uint64_t done, uint64_t total)
+{
+	progress_show(phase, done, total);
+}
+
 static int mkfs_run(int argc, char **argv)
 {
 	static const struct option lopts[] = {
@@ -38,7 +43,7 @@ static int mkfs_run(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	struct udx_dev_opts dopts = { .flags = UDX_DEV_CREATE };
-	struct udx_mkfs_opts mo = { 0 };
+	struct udx_mkfs_opts mo = { .progress = on_progress };
 	struct udx_fs_info info;
 	struct udx_dev *dev;
 	uint8_t uuid[16];
@@ -101,6 +106,7 @@ static int mkfs_run(int argc, char **argv)
 		return UDX_EXIT_FAILURE;
 	}
 	ret = udx_mkfs(dev, &mo);
+	progress_done();
 	if (ret) {
 		fprintf(stderr, "udaxfs mkfs: %s\n", udx_errmsg());
 		udx_dev_close(dev);
