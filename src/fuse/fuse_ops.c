@@ -627,11 +627,6 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 		fuse_reply_write(req, (size_t)n);
 }
 
-static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
-{
-	fuse_reply_err(req, 0);         /* writes are in device memory already */
-}
-
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	fuse_reply_err(req, 0);         /* the kernel's lookup keeps the inode */
@@ -868,7 +863,9 @@ const struct fuse_lowlevel_ops ufs_ops = {
 	.open = op_open,
 	.read = op_read,
 	.write = op_write,
-	.flush = op_flush,
+	/* no flush: writes are in device memory when they return, and the
+	 * ENOSYS libfuse answers tells the kernel to stop sending one at
+	 * every close */
 	.release = op_release,
 	.fsync = op_fsync,
 	.opendir = op_opendir,
