@@ -175,6 +175,26 @@ static void test_backup_superblock(void **state)
 	expect_clean_and_usable(im);
 }
 
+/* A lane watermark past any commit number (the fuzzer's: the journal's
+ * numbering wrapped, and the first write waited for ever): the mount
+ * refuses it, fsck names and repairs it. */
+static void test_lane_watermark(void **state)
+{
+	struct img *im = *state;
+	struct udx_fsck_result res;
+	struct udx_jlane *h = (struct udx_jlane *)(im->base + im->sb->s_jstart * 4096);
+	struct udx_fs *fs;
+
+	h->j_wmark = UINT64_MAX;
+	assert_int_equal(udx_mount(im->dev, NULL, &fs), -EUCLEAN);
+	assert_non_null(strstr(udx_errmsg(), "commit number out of range"));
+	assert_int_equal(run_fsck(im, false, &res), -EUCLEAN);
+	assert_true(reported("journal lane 0: its commit watermark is out of range"));
+	assert_int_equal(run_fsck(im, true, &res), 0);
+	assert_true(h->j_wmark < UINT64_MAX);
+	expect_clean_and_usable(im);
+}
+
 static void test_inode_checksum(void **state)
 {
 	struct img *im = *state;
@@ -380,6 +400,7 @@ int main(void)
 		cmocka_unit_test(test_not_udaxfs),
 		T(test_primary_superblock),
 		T(test_backup_superblock),
+		T(test_lane_watermark),
 		T(test_inode_checksum),
 		T(test_dangling_entry),
 		T(test_link_count),

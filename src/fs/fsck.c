@@ -212,6 +212,37 @@ static int check_super(struct fsck *c)
 
 /* ---- phase 2: journal --------------------------------------------------- */
 
+static struct udx_jlane *lane_hdr(struct fsck *c, unsigned i)
+{
+	const struct udx_dsuper *sb = c->sb;
+
+	return (struct udx_jlane *)(c->base +
+		((sb->s_jstart + (uint64_t)i * sb->s_jlane_blocks) << UDX_BLOCK_SHIFT));
+}
+
+/* A lane's watermark past any real commit number: repaired to the highest
+ * sound one of the other lanes (every commit up to it completed). */
+static void check_lane_wmarks(struct fsck *c)
+{
+	uint64_t good = 0;
+	unsigned i;
+
+	for (i = 0; i < c->sb->s_jlanes; i++)
+		if (lane_hdr(c, i)->j_wmark < JN_SEQ_LIMIT)
+			good = MAX(good, lane_hdr(c, i)->j_wmark);
+	for (i = 0; i < c->sb->s_jlanes; i++) {
+		struct udx_jlane *h = lane_hdr(c, i);
+
+		if (h->j_wmark < JN_SEQ_LIMIT)
+			continue;
+		if (c->o->repair) {
+			h->j_wmark = good;
+			udx_dev_persist(c->dev, &h->j_wmark, sizeof(h->j_wmark));
+		}
+		report(c, c->o->repair, "journal lane %u: its commit watermark is out of range", i);
+	}
+}
+
 static void check_journal(struct fsck *c)
 {
 	const struct udx_dsuper *sb = c->sb;
@@ -219,6 +250,7 @@ static void check_journal(struct fsck *c)
 	int n;
 
 	progress(c, "journal", 0, sb->s_jlanes);
+	check_lane_wmarks(c);
 	for (i = 0; i < sb->s_jlanes; i++) {
 		struct udx_jlane *h = (struct udx_jlane *)(c->base +
 			((sb->s_jstart + (uint64_t)i * sb->s_jlane_blocks) << UDX_BLOCK_SHIFT));

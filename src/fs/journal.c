@@ -134,6 +134,12 @@ int journal_init(struct udx_journal *jn, const struct udx_dev *dev,
 		jl->jl_size = lane_blocks << UDX_BLOCK_SHIFT;
 		jl->jl_idx = i;
 		jl->jl_gen = READ_ONCE(jl->jl_hdr->j_done_gen);
+		if (READ_ONCE(jl->jl_hdr->j_wmark) >= JN_SEQ_LIMIT) {
+			free(jn->jn_lanes);
+			jn->jn_lanes = NULL;
+			return udx_err(-EUCLEAN, "journal lane %u: a commit number out of range "
+				       "(run fsck)", i);
+		}
 	}
 	pthread_mutex_init(&jn->jn_lock, NULL);
 	pthread_cond_init(&jn->jn_cv, NULL);

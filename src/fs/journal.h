@@ -42,6 +42,9 @@ struct udx_block_ops {
 
 /* Commits in flight at once are at most the number of lanes (64). */
 #define JN_RING 128
+/* Commit numbers grow by one per transaction: one beyond this (centuries
+ * of commits away) is a damaged lane header, not a count. */
+#define JN_SEQ_LIMIT (1ull << 62)
 /* Lane bytes kept for the commit record: its header and 32 new ranges. */
 #define JN_COMMIT_ROOM (sizeof(struct udx_jcommit) + 32 * sizeof(struct udx_jrange))
 
