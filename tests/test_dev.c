@@ -203,8 +203,9 @@ static void test_device_lock(void **state)
 	struct udx_dev_opts ro = { .flags = UDX_DEV_RDONLY };
 	struct udx_dev_opts nolock = { .flags = UDX_DEV_RDONLY | UDX_DEV_NOLOCK };
 	struct udx_dev *w, *r1, *r2, *d;
-	int status;
+	int status, pfd[2];
 	pid_t pid;
+	char c;
 
 	assert_int_equal(udx_dev_open(tpath("locked"), &o, &w), 0);
 	expect_err(tpath("locked"), NULL, -EBUSY, "in use by another process");
@@ -220,20 +221,21 @@ static void test_device_lock(void **state)
 	udx_dev_close(r2);
 
 	/* a child holds it and is killed: the lock goes with it */
+	assert_int_equal(pipe(pfd), 0);
 	pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
+		close(pfd[0]);
 		if (udx_dev_open(tpath("locked"), NULL, &d) != 0)
+			_exit(1);
+		if (write(pfd[1], "l", 1) != 1)
 			_exit(1);
 		pause();
 		_exit(0);
 	}
-	for (int i = 0; i < 2000; i++) {
-		if (udx_dev_open(tpath("locked"), NULL, &d) == -EBUSY)
-			break;
-		udx_dev_close(d);
-		usleep(1000);
-	}
+	close(pfd[1]);
+	assert_int_equal(read(pfd[0], &c, 1), 1);       /* it holds the lock */
+	close(pfd[0]);
 	expect_err(tpath("locked"), NULL, -EBUSY, "in use by another process");
 	kill(pid, SIGKILL);
 	assert_int_equal(waitpid(pid, &status, 0), pid);
