@@ -252,16 +252,21 @@ static void op_init(void *data, struct fuse_conn_info *conn)
 {
 	struct ufs *u = data;
 
-	/* large requests: 1 MiB writes and read-ahead, as the kernel allows */
+	/* large requests: 1 MiB writes and read-ahead (the kernel keeps the
+	 * smaller of this and the read-ahead udx_fuse_serve() set before) */
 	conn->max_write = UFS_MAX_IO;
-	if (conn->max_readahead > UFS_MAX_IO)
-		conn->max_readahead = UFS_MAX_IO;
+	conn->max_readahead = UFS_MAX_IO;
 	if (conn->capable & FUSE_CAP_CACHE_SYMLINKS)
 		conn->want |= FUSE_CAP_CACHE_SYMLINKS;
 	if (conn->capable & FUSE_CAP_PARALLEL_DIROPS)
 		conn->want |= FUSE_CAP_PARALLEL_DIROPS;
+	if (conn->capable & FUSE_CAP_IOCTL_DIR)
+		conn->want |= FUSE_CAP_IOCTL_DIR;       /* stats on the root */
 	/* writes land in device memory when they return: no write-back cache */
 	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+	/* every change to file data comes through this mount, which keeps the
+	 * page cache right itself: a new mtime need not drop it */
+	conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
 	/* the kernel keeps its own locks: every process is behind this one */
 	conn->want &= ~(FUSE_CAP_POSIX_LOCKS | FUSE_CAP_FLOCK_LOCKS);
 	(void)u;
@@ -793,21 +798,22 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, of
 }
 
 /*
- * Extended attributes: none are stored.  The root answers one read-only
- * attribute, user.udaxfs.stats, with the counters `udaxfs stats MOUNTPOINT`
- * prints.
+ * No extended attributes: every xattr operation is left to libfuse's
+ * ENOSYS, after which the kernel answers EOPNOTSUPP itself and stops asking
+ * (it asked for security.capability before every write).  The counters
+ * `udaxfs stats MOUNTPOINT` prints come through an ioctl on the root.
  */
-#define STATS_XATTR "user.udaxfs.stats"
-
-static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+static void op_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void *arg,
+		     struct fuse_file_info *fi, unsigned flags, const void *in_buf,
+		     size_t in_bufsz, size_t out_bufsz)
 {
 	struct ufs *u = req_ufs(req);
 	char *text = NULL;
 	size_t len = 0;
 	FILE *f;
 
-	if (ino != FUSE_ROOT_ID || strcmp(name, STATS_XATTR) != 0 || u->stats == NULL) {
-		fuse_reply_err(req, ENODATA);
+	if (cmd != UDX_FUSE_IOC_STATS || ino != FUSE_ROOT_ID || u->stats == NULL) {
+		fuse_reply_err(req, ENOTTY);
 		return;
 	}
 	f = open_memstream(&text, &len);
@@ -817,32 +823,11 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 	}
 	u->stats(f, udx_ifs(u->root));
 	fclose(f);
-	if (size == 0)
-		fuse_reply_xattr(req, len);
-	else if (size < len)
-		fuse_reply_err(req, ERANGE);
-	else
-		fuse_reply_buf(req, text, len);
+	if (len + 1 > out_bufsz)
+		len = out_bufsz - 1;
+	text[len] = '\0';
+	fuse_reply_ioctl(req, 0, text, len + 1);
 	free(text);
-}
-
-static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
-{
-	if (size == 0)
-		fuse_reply_xattr(req, 0);
-	else
-		fuse_reply_buf(req, NULL, 0);
-}
-
-static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
-			size_t size, int flags)
-{
-	fuse_reply_err(req, EOPNOTSUPP);
-}
-
-static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
-{
-	fuse_reply_err(req, ENODATA);
 }
 
 const struct fuse_lowlevel_ops ufs_ops = {
@@ -876,8 +861,5 @@ const struct fuse_lowlevel_ops ufs_ops = {
 	.statfs = op_statfs,
 	.create = op_create,
 	.fallocate = op_fallocate,
-	.getxattr = op_getxattr,
-	.listxattr = op_listxattr,
-	.setxattr = op_setxattr,
-	.removexattr = op_removexattr,
+	.ioctl = op_ioctl,
 };

@@ -116,11 +116,48 @@ too_long:
 	return -1;
 }
 
+/*
+ * The kernel starts a FUSE mount with 128 KiB of read-ahead, and INIT may
+ * only lower it: raise it to the largest request through the mount's
+ * backing device info in sysfs, before INIT (root only; otherwise reads
+ * stay at 128 KiB pieces).  The device number comes from mountinfo: a stat of the mount
+ * point would wait for this very process to answer.
+ */
+static void raise_readahead(const char *mountpoint)
+{
+	FILE *mi = fopen("/proc/self/mountinfo", "r");
+	char line[4096], path[128], mnt[4096];
+	unsigned maj = 0, min = 0, a, b;
+	bool found = false;
+
+	if (mi == NULL)
+		return;
+	while (fgets(line, sizeof(line), mi)) {
+		/* id parent major:minor root mountpoint ... */
+		if (sscanf(line, "%*u %*u %u:%u %*s %4095s", &a, &b, mnt) == 3 &&
+		    strcmp(mnt, mountpoint) == 0) {
+			maj = a;                /* the last one is on top */
+			min = b;
+			found = true;
+		}
+	}
+	fclose(mi);
+	if (found) {
+		FILE *f;
+
+		snprintf(path, sizeof(path), "/sys/class/bdi/%u:%u/read_ahead_kb", maj, min);
+		f = fopen(path, "w");
+		if (f) {
+			fprintf(f, "%u\n", UFS_MAX_IO >> 10);
+			fclose(f);
+		}
+	}
+}
+
 int udx_fuse_serve(struct udx_fs *fs, const char *mountpoint, const struct udx_fuse_opts *o)
 {
 	char optbuf[4096];
-	char *argv[4] = { "udaxfs", "-o", optbuf, NULL };
-	struct fuse_args args;
+	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
 	struct fuse_loop_config *cfg = NULL;
 	struct fuse_session *se = NULL;
 	unsigned threads = DEFAULT_THREADS, i;
@@ -147,9 +184,11 @@ int udx_fuse_serve(struct udx_fs *fs, const char *mountpoint, const struct udx_f
 		goto out_free;
 	}
 	ret = -1;
-	args = (struct fuse_args)FUSE_ARGS_INIT(3, argv);
-	if (o->debug && fuse_opt_add_arg(&args, "-d") != 0)
-		goto out_root;
+	if (fuse_opt_add_arg(&args, "udaxfs") || fuse_opt_add_arg(&args, "-o") ||
+	    fuse_opt_add_arg(&args, optbuf) || (o->debug && fuse_opt_add_arg(&args, "-d"))) {
+		fprintf(stderr, "udaxfs mount: out of memory\n");
+		goto out_args;
+	}
 	se = fuse_session_new(&args, &ufs_ops, sizeof(ufs_ops), u);
 	if (se == NULL)
 		goto out_args;          /* libfuse said why (an unknown option) */
@@ -157,6 +196,7 @@ int udx_fuse_serve(struct udx_fs *fs, const char *mountpoint, const struct udx_f
 		goto out_session;
 	if (fuse_session_mount(se, mountpoint) != 0)
 		goto out_signals;       /* libfuse said why */
+	raise_readahead(mountpoint);
 	if (o->ready)
 		o->ready(o->ready_arg);
 	cfg = fuse_loop_cfg_create();
@@ -181,7 +221,6 @@ out_session:
 	fuse_session_destroy(se);
 out_args:
 	fuse_opt_free_args(&args);
-out_root:
 	/* the kernel mount is gone: it holds nothing any more */
 	ufs_nodes_drop_all(u);
 	udx_iput(u->root);

@@ -20,7 +20,14 @@
 #include <stdbool.h>
 #include <stdio.h>
 
+#include <sys/ioctl.h>
+
 struct udx_fs;
+
+/* ioctl on the root directory of a mount: its counters, as text (NUL
+ * terminated), what `udaxfs stats MOUNTPOINT` prints */
+#define UDX_FUSE_STATS_MAX 4096
+#define UDX_FUSE_IOC_STATS _IOR('u', 0x51, char[UDX_FUSE_STATS_MAX])
 
 struct udx_fuse_opts {
 	const char *fsname;             /* shown in /proc/mounts (the device) */
@@ -30,8 +37,7 @@ struct udx_fuse_opts {
 	const char *options;
 	bool rdonly;                    /* the file system is mounted read-only */
 	bool debug;                     /* libfuse's request trace on stderr */
-	/* prints the counters that getxattr(MOUNTPOINT, "user.udaxfs.stats")
-	 * answers with; NULL: no such attribute */
+	/* prints the counters UDX_FUSE_IOC_STATS on the root answers with */
 	void (*stats)(FILE *out, struct udx_fs *fs);
 	/* called once the kernel mount exists (the mount is usable) */
 	void (*ready)(void *arg);

@@ -4,13 +4,14 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/xattr.h>
+#include <fcntl.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
 
 #include <udaxfs.h>
 #include "cmd.h"
 #include "util.h"
-
-#define STATS_XATTR "user.udaxfs.stats"     /* see src/fuse/fuse_ops.c */
+#include "fuse/udx_fuse.h"
 
 static void stats_usage(FILE *out)
 {
@@ -59,21 +60,27 @@ void print_fs_stats(FILE *out, struct udx_fs *fs)
 	fprintf(out, "device:             %s\n", st.revoked ? "being removed" : "present");
 }
 
-/* A mounted udaxfs answers the attribute user.udaxfs.stats on its root. */
+/* A mounted udaxfs answers an ioctl on its root with its counters. */
 static int stats_of_mount(const char *mnt)
 {
-	char buf[8192];
-	ssize_t n = getxattr(mnt, STATS_XATTR, buf, sizeof(buf));
+	char buf[UDX_FUSE_STATS_MAX];
+	int fd = open(mnt, O_RDONLY | O_DIRECTORY | O_CLOEXEC), ret;
 
-	if (n < 0) {
-		if (errno == ENODATA || errno == ENOTSUP)
+	if (fd < 0) {
+		fprintf(stderr, "udaxfs stats: %s: %s\n", mnt, strerror(errno));
+		return UDX_EXIT_FAILURE;
+	}
+	ret = ioctl(fd, UDX_FUSE_IOC_STATS, buf);
+	close(fd);
+	if (ret < 0) {
+		if (errno == ENOTTY || errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP)
 			fprintf(stderr, "udaxfs stats: %s: not the root of a udaxfs mount\n", mnt);
 		else
 			fprintf(stderr, "udaxfs stats: %s: %s\n", mnt, strerror(errno));
 		return UDX_EXIT_FAILURE;
 	}
-	printf("mount point:        %s\n", mnt);
-	fwrite(buf, 1, (size_t)n, stdout);
+	buf[sizeof(buf) - 1] = '\0';
+	printf("mount point:        %s\n%s", mnt, buf);
 	return UDX_EXIT_OK;
 }
 
