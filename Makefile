@@ -75,6 +75,7 @@ demo: build-release
 
 bench: build-release
 	@$(BUILD)/release/bench/udx-bench
+	@$(BUILD)/release/bench/udx-bench-fuse $(BUILD)/release/udaxfs
 
 clean:
 	rm -rf $(BUILD)
