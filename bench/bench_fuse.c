@@ -20,8 +20,8 @@
  *       fio rw=read bs=1m of the written file with invalidate=0: a re-read,
  *       served from the kernel's page cache (the mount sets keep_cache); the
  *       share of the file cached before each run is printed (mincore).  The
- *       first read after the write finds nothing cached (the kernel drops
- *       the pages when it sees the new mtime): it is printed, not counted
+ *       first read after the write is printed, not counted (the mount keeps
+ *       the pages a write leaves in the cache: no auto_inval_data)
  *   fuse_seq_read_1m_cold_gbps, fuse_seq_read_1m_cold_vs_tmpfs
  *       the same read with the file's page cache dropped first
  *       (posix_fadvise DONTNEED, and fio's invalidate=1), so every byte
@@ -738,9 +738,8 @@ static bool bench_fio(void)
 	     "pool file's pages faulted in; new tmpfs pages): fuse %.2f GB/s, tmpfs %.2f GB/s",
 	     first_f, first_t);
 
-	/* the first read after the write: the kernel dropped the file's pages
-	 * when it saw the new mtime (libfuse's default auto_inval_data), so
-	 * this one comes from the daemon; reported, not counted */
+	/* the first read after the write: reported, not counted (how much of
+	 * it the write left in the page cache is printed) */
 	first_res = resident(ffile);
 	first_f = fio_seq(ffile, false, false);
 	if (first_f < 0)
@@ -766,8 +765,8 @@ static bool bench_fio(void)
 	     "before each run (mincore; the mount sets keep_cache)",
 	     res_min > 0.99 ? "from the page cache" : res_max < 0.01 ? "from the daemon" :
 	     "partly from the page cache", res_min * 100, res_max * 100);
-	note("not counted: the first read after the write, %.0f%% cached before it (the "
-	     "kernel drops a file's pages when it sees its mtime change): fuse %.2f GB/s",
+	note("not counted: the first read after the write, %.0f%% cached before it: "
+	     "fuse %.2f GB/s",
 	     first_res * 100, first_f);
 
 	/* cold: the file's page cache dropped first, every byte from the daemon */
