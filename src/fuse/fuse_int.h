@@ -29,12 +29,25 @@ struct node_shard {
 	size_t nbuckets, count;
 } __attribute__((aligned(64)));
 
+/*
+ * Reads reply from device memory after dropping the inode's locks (the pin
+ * keeps the blocks), so a write into the same blocks must not run while
+ * the reply is written: a lock per file, striped by inode number, shared
+ * for a read's reply and exclusive for a write's copy.
+ */
+#define IO_LOCKS 256
+
+struct io_lock {
+	pthread_rwlock_t lock;
+} __attribute__((aligned(64)));
+
 struct ufs {
 	struct udx_inode *root;         /* referenced for the whole mount */
 	double attr_timeout, entry_timeout, negative_timeout;
 	bool rdonly;
 	void (*stats)(FILE *out, struct udx_fs *fs);
 	struct node_shard shards[NODE_SHARDS];
+	struct io_lock io[IO_LOCKS];
 };
 
 struct fuse_file_info;

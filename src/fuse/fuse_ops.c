@@ -550,6 +550,11 @@ static void read_copy(fuse_req_t req, struct udx_inode *ip, size_t size, off_t o
 
 #define READ_IOV_MAX 320
 
+static pthread_rwlock_t *io_lock(struct ufs *u, fuse_ino_t ino)
+{
+	return &u->io[(ino * 0x9e3779b97f4a7c15ull) >> 56].lock;
+}
+
 /*
  * Reads give the kernel the device memory: pin the range (a truncate or
  * punch racing with the reply waits for the unpin), write the reply from the
@@ -610,7 +615,9 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		read_copy(req, ip, size, off);  /* too many pieces for one reply */
 		goto out;
 	}
+	pthread_rwlock_rdlock(io_lock(u, ino));
 	fuse_reply_iov(req, iov, (int)n);
+	pthread_rwlock_unlock(io_lock(u, ino));
 	udx_unpin(pin);
 out:
 	udx_iput(ip);
@@ -624,7 +631,9 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 	ssize_t n;
 
 	GET_NODE(req, u, ino, ip);
+	pthread_rwlock_wrlock(io_lock(u, ino));
 	n = off < 0 ? -EINVAL : udx_iwrite(ip, buf, size, (uint64_t)off, 0, NULL);
+	pthread_rwlock_unlock(io_lock(u, ino));
 	udx_iput(ip);
 	if (n < 0)
 		reply_err(req, (int)n);

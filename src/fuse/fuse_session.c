@@ -154,6 +154,44 @@ static void raise_readahead(const char *mountpoint)
 	}
 }
 
+/* libfuse's argument vector for @optbuf (and -d). */
+static int build_args(struct fuse_args *args, const char *optbuf, bool debug)
+{
+	if (fuse_opt_add_arg(args, "udaxfs") || fuse_opt_add_arg(args, "-o") ||
+	    fuse_opt_add_arg(args, optbuf) || (debug && fuse_opt_add_arg(args, "-d"))) {
+		fprintf(stderr, "udaxfs mount: out of memory\n");
+		return -1;
+	}
+	return 0;
+}
+
+int udx_fuse_check_options(const struct udx_fuse_opts *o)
+{
+	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
+	struct fuse_session *se = NULL;
+	unsigned threads = DEFAULT_THREADS;
+	char optbuf[4096];
+	struct ufs *u = calloc(1, sizeof(*u));
+	int ret = -1;
+
+	if (u == NULL) {
+		fprintf(stderr, "udaxfs mount: out of memory\n");
+		return -1;
+	}
+	/* ours here; libfuse's and the kernel's by making (not mounting) a
+	 * session, which names an unknown one */
+	if (parse_options(o, u, &threads, optbuf, sizeof(optbuf)) == 0 &&
+	    build_args(&args, optbuf, false) == 0)
+		se = fuse_session_new(&args, &ufs_ops, sizeof(ufs_ops), NULL);
+	if (se) {
+		fuse_session_destroy(se);
+		ret = 0;
+	}
+	fuse_opt_free_args(&args);
+	free(u);
+	return ret;
+}
+
 int udx_fuse_serve(struct udx_fs *fs, const char *mountpoint, const struct udx_fuse_opts *o)
 {
 	char optbuf[4096];
@@ -172,6 +210,8 @@ int udx_fuse_serve(struct udx_fs *fs, const char *mountpoint, const struct udx_f
 	memset(u, 0, sizeof(*u));
 	for (i = 0; i < NODE_SHARDS; i++)
 		pthread_mutex_init(&u->shards[i].lock, NULL);
+	for (i = 0; i < IO_LOCKS; i++)
+		pthread_rwlock_init(&u->io[i].lock, NULL);
 	u->attr_timeout = u->entry_timeout = u->negative_timeout = DEFAULT_TIMEOUT;
 	u->rdonly = o->rdonly;
 	u->stats = o->stats;
@@ -184,11 +224,8 @@ int udx_fuse_serve(struct udx_fs *fs, const char *mountpoint, const struct udx_f
 		goto out_free;
 	}
 	ret = -1;
-	if (fuse_opt_add_arg(&args, "udaxfs") || fuse_opt_add_arg(&args, "-o") ||
-	    fuse_opt_add_arg(&args, optbuf) || (o->debug && fuse_opt_add_arg(&args, "-d"))) {
-		fprintf(stderr, "udaxfs mount: out of memory\n");
+	if (build_args(&args, optbuf, o->debug))
 		goto out_args;
-	}
 	se = fuse_session_new(&args, &ufs_ops, sizeof(ufs_ops), u);
 	if (se == NULL)
 		goto out_args;          /* libfuse said why (an unknown option) */
@@ -227,6 +264,8 @@ out_args:
 out_free:
 	for (i = 0; i < NODE_SHARDS; i++)
 		pthread_mutex_destroy(&u->shards[i].lock);
+	for (i = 0; i < IO_LOCKS; i++)
+		pthread_rwlock_destroy(&u->io[i].lock);
 	free(u);
 	return ret < 0 ? -1 : 0;
 }

@@ -45,6 +45,13 @@ struct udx_fuse_opts {
 };
 
 /*
+ * udx_fuse_check_options() - are @o's options all known and well formed?
+ * 0, or -1 with a message on stderr.  For the command line, before the
+ * device is opened and recovered.
+ */
+int udx_fuse_check_options(const struct udx_fuse_opts *o);
+
+/*
  * udx_fuse_serve() - mount @fs at @mountpoint and serve it until the mount
  * goes away (umount, fusermount3 -u) or SIGINT, SIGTERM or SIGHUP arrives;
  * then unmount the FUSE mount and drop every reference the kernel held.

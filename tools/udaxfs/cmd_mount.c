@@ -260,6 +260,19 @@ int udx_mount_main(int argc, char **argv, bool helper)
 		fprintf(stderr, "(udaxfs mount --help tells more)\n");
 		return UDX_EXIT_USAGE;
 	}
+	fo.fsname = a.device;
+	fo.options = a.options[0] ? a.options : NULL;
+	fo.rdonly = a.rdonly;
+	fo.debug = a.debug;
+	fo.stats = print_fs_stats;
+	fo.ready = on_ready;
+	fo.ready_arg = &r;
+	/* a bad option is a bad command line: found before the device is
+	 * touched (a mount recovers it) */
+	if (udx_fuse_check_options(&fo)) {
+		fprintf(stderr, "(udaxfs mount --help tells more)\n");
+		return UDX_EXIT_USAGE;
+	}
 	if (check_mountpoint(a.mountpoint, abs))
 		return UDX_EXIT_FAILURE;
 	if (!a.foreground && background(&r))
@@ -269,23 +282,20 @@ int udx_mount_main(int argc, char **argv, bool helper)
 		mopts.flags |= UDX_MOUNT_RDONLY;
 	}
 	ret = udx_dev_open(a.device, &dopts, &dev);
+	if (ret == -ENOENT && strchr(a.device, ':') == NULL) {
+		fprintf(stderr, "udaxfs mount: %s: no such device or pool file\n", a.device);
+		return UDX_EXIT_FAILURE;
+	}
 	if (ret) {
 		fprintf(stderr, "udaxfs mount: %s\n", udx_errmsg());
 		return UDX_EXIT_FAILURE;
 	}
 	ret = udx_mount(dev, &mopts, &fs);
 	if (ret) {
-		fprintf(stderr, "udaxfs mount: %s: %s\n", a.device, udx_errmsg());
+		fprintf(stderr, "udaxfs mount: %s\n", udx_errmsg());
 		udx_dev_close(dev);
 		return UDX_EXIT_FAILURE;
 	}
-	fo.fsname = a.device;
-	fo.options = a.options[0] ? a.options : NULL;
-	fo.rdonly = a.rdonly;
-	fo.debug = a.debug;
-	fo.stats = print_fs_stats;
-	fo.ready = on_ready;
-	fo.ready_arg = &r;
 	ret = udx_fuse_serve(fs, abs, &fo);
 	/* the kernel mount is gone and holds nothing: write back, release */
 	if (udx_unmount_wait(fs, UNMOUNT_WAIT_NS) != 0) {
