@@ -120,8 +120,8 @@ too_long:
  * The kernel starts a FUSE mount with 128 KiB of read-ahead, and INIT may
  * only lower it: raise it to the largest request through the mount's
  * backing device info in sysfs, before INIT (root only; otherwise reads
- * stay at 128 KiB pieces).  The device number comes from mountinfo: a stat of the mount
- * point would wait for this very process to answer.
+ * stay at 128 KiB pieces).  The device number comes from mountinfo: a stat
+ * of the mount point would wait for this very process to answer.
  */
 static void raise_readahead(const char *mountpoint)
 {
@@ -237,20 +237,19 @@ int udx_fuse_serve(struct udx_fs *fs, const char *mountpoint, const struct udx_f
 	if (o->ready)
 		o->ready(o->ready_arg);
 	cfg = fuse_loop_cfg_create();
-	if (cfg == NULL) {
-		fuse_session_exit(se);
-	} else {
+	if (cfg) {
 		fuse_loop_cfg_set_clone_fd(cfg, 1);
 		fuse_loop_cfg_set_max_threads(cfg, threads);
 		fuse_loop_cfg_set_idle_threads(cfg, threads);
 	}
-	ret = cfg ? fuse_session_loop_mt(se, cfg) : -1;
+	ret = cfg ? fuse_session_loop_mt(se, cfg) : -ENOMEM;
 	/* a signal ends the loop with its number; that is a clean exit */
 	if (ret > 0)
 		ret = 0;
 	if (ret < 0)
 		fprintf(stderr, "udaxfs mount: the FUSE loop failed: %s\n", strerror(-ret));
-	fuse_loop_cfg_destroy(cfg);
+	if (cfg)
+		fuse_loop_cfg_destroy(cfg);
 	fuse_session_unmount(se);
 out_signals:
 	fuse_remove_signal_handlers(se);
