@@ -1353,9 +1353,21 @@ static void test_damaged(void **state)
 
 	n = node_at(&e->bt, root);
 	child0 = CHILD(n, 0);
+	/* a leaf of the first subtree with two keys at least (the tests below
+	 * swap two; the random tree may leave a leaf with one) */
 	leaf = child0;
-	while (node_at(&e->bt, leaf)->n_level > 0)
+	while (node_at(&e->bt, leaf)->n_level > 1)
 		leaf = CHILD(node_at(&e->bt, leaf), 0);
+	{
+		struct udx_bnode *parent = node_at(&e->bt, leaf);
+		unsigned j;
+
+		for (j = 0; j < parent->n_nkeys; j++)
+			if (node_at(&e->bt, CHILD(parent, j))->n_nkeys >= 2)
+				break;
+		assert_true(j < parent->n_nkeys);
+		leaf = CHILD(parent, j);
+	}
 
 	/* a bad magic: readers going through it say -EUCLEAN */
 	node_at(&e->bt, child0)->n_magic ^= 1;
