@@ -251,7 +251,7 @@ int udx_mount_main(int argc, char **argv, bool helper)
 	struct udx_fuse_opts fo = { 0 };
 	struct ready r = { .fd = -1 };
 	struct mount_args a;
-	char abs[PATH_MAX];
+	char abs[PATH_MAX], devabs[PATH_MAX];
 	struct udx_dev *dev;
 	struct udx_fs *fs;
 	int ret;
@@ -260,7 +260,8 @@ int udx_mount_main(int argc, char **argv, bool helper)
 		fprintf(stderr, "(udaxfs mount --help tells more)\n");
 		return UDX_EXIT_USAGE;
 	}
-	fo.fsname = a.device;
+	/* /proc/mounts names the device by its full path, like any mount */
+	fo.fsname = realpath(a.device, devabs) ? devabs : a.device;
 	fo.options = a.options[0] ? a.options : NULL;
 	fo.rdonly = a.rdonly;
 	fo.debug = a.debug;
