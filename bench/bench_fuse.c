@@ -50,6 +50,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench.h"
+
 #define RUNS 5                  /* rounds of each metadata benchmark */
 #define FIO_RUNS 5              /* fio runs of each kind */
 #define NAMES 5000              /* files in the directory */
@@ -73,51 +75,13 @@ static volatile sig_atomic_t cleaning;
 
 /* ---- output -------------------------------------------------------------- */
 
-static void report(const char *name, double value)
-{
-	if (value >= 100)
-		printf("BENCH %s %.0f\n", name, value);
-	else
-		printf("BENCH %s %.3g\n", name, value);
-	fflush(stdout);
-}
-
-static void note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void note(const char *fmt, ...)
-{
-	va_list ap;
-
-	printf("# ");
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	printf("\n");
-	fflush(stdout);
-}
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
-}
-
 /* The median of @n values (@v is left as it was). */
 static double median(const double *v, int n)
 {
 	double s[32];
 
 	memcpy(s, v, (size_t)n * sizeof(*s));
-	qsort(s, (size_t)n, sizeof(*s), cmp_double);
-	return n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
+	return bench_median(s, n);
 }
 
 /* "a b c" of @n values, for the comment lines. */
@@ -249,7 +213,7 @@ static void print_mount_log(void)
 	if (f == NULL)
 		return;
 	while (fgets(line, sizeof(line), f))
-		note("udaxfs mount: %.*s", (int)strcspn(line, "\n"), line);
+		bench_note("udaxfs mount: %.*s", (int)strcspn(line, "\n"), line);
 	fclose(f);
 }
 
@@ -259,7 +223,7 @@ static bool mount_fs(const char *opts, char *why, size_t whysize)
 {
 	char *argv[8];
 	int i = 0, status, log;
-	uint64_t t0 = now_ns();
+	uint64_t t0 = bench_now_ns();
 	pid_t pid;
 
 	argv[i++] = (char *)udaxfs_bin;
@@ -302,7 +266,7 @@ static bool mount_fs(const char *opts, char *why, size_t whysize)
 				 WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
 			return false;
 		}
-		if (now_ns() - t0 > MOUNT_WAIT_S * 1000000000ull) {
+		if (bench_now_ns() - t0 > MOUNT_WAIT_S * 1000000000ull) {
 			snprintf(why, whysize, "no mount at %s after %d s", mnt, MOUNT_WAIT_S);
 			return false;   /* the caller's unmount kills it */
 		}
@@ -383,7 +347,7 @@ static void on_signal(int sig)
 static double create_unlink(const char *dir, int n)
 {
 	char name[PATH_MAX + 32];
-	uint64_t t0 = now_ns();
+	uint64_t t0 = bench_now_ns();
 	int i, fd;
 
 	for (i = 0; i < n; i++) {
@@ -402,7 +366,7 @@ static double create_unlink(const char *dir, int n)
 			return -1;
 		}
 	}
-	return (double)n * 1e9 / (double)(now_ns() - t0);
+	return (double)n * 1e9 / (double)(bench_now_ns() - t0);
 }
 
 static bool make_files(const char *dir, int n)
@@ -432,7 +396,7 @@ static double stats(const char *dir, int n, int passes)
 	int p, i;
 
 	memcpy(name, dir, dlen);
-	t0 = now_ns();
+	t0 = bench_now_ns();
 	for (p = 0; p < passes; p++) {
 		for (i = 0; i < n; i++) {
 			snprintf(name + dlen, sizeof(name) - dlen, "/f%d", i);
@@ -442,7 +406,7 @@ static double stats(const char *dir, int n, int passes)
 			}
 		}
 	}
-	return (double)n * passes * 1e9 / (double)(now_ns() - t0);
+	return (double)n * passes * 1e9 / (double)(bench_now_ns() - t0);
 }
 
 /* ---- fio ------------------------------------------------------------------------ */
@@ -643,9 +607,9 @@ static bool bench_metadata(void)
 			return false;
 	}
 	ratios(a, b, r, RUNS);
-	report("fuse_create_unlink_per_s", median(a, RUNS));
-	report("fuse_create_unlink_vs_tmpfs", median(r, RUNS));
-	note("create+unlink of %d names in one directory, pairs per s (median of %d rounds): "
+	bench_report("fuse_create_unlink_per_s", median(a, RUNS));
+	bench_report("fuse_create_unlink_vs_tmpfs", median(r, RUNS));
+	bench_note("create+unlink of %d names in one directory, pairs per s (median of %d rounds): "
 	     "fuse %.0f, tmpfs %.0f, fuse/tmpfs %.3f (%.1fx slower); rounds fuse [%s] tmpfs [%s]",
 	     NAMES, RUNS, median(a, RUNS), median(b, RUNS), median(r, RUNS),
 	     1 / median(r, RUNS), list(a, RUNS, "f"), list(b, RUNS, "f"));
@@ -666,9 +630,9 @@ static bool bench_metadata(void)
 			return false;
 	}
 	ratios(a, b, r, RUNS);
-	report("fuse_stat_per_s", median(a, RUNS));
-	report("fuse_stat_vs_tmpfs", median(r, RUNS));
-	note("stat of %d files in one directory (%d passes a round; the mount's attr and "
+	bench_report("fuse_stat_per_s", median(a, RUNS));
+	bench_report("fuse_stat_vs_tmpfs", median(r, RUNS));
+	bench_note("stat of %d files in one directory (%d passes a round; the mount's attr and "
 	     "entry timeouts, 1 s by default), per s (median of %d): fuse %.0f, tmpfs %.0f, "
 	     "fuse/tmpfs %.3f; rounds fuse [%s]", NAMES, STAT_PASSES, RUNS, median(a, RUNS),
 	     median(b, RUNS), median(r, RUNS), list(a, RUNS, "f"));
@@ -693,9 +657,9 @@ static bool bench_stat_nocache(void)
 			return false;
 	}
 	ratios(a, b, r, RUNS);
-	report("fuse_stat_nocache_per_s", median(a, RUNS));
-	report("fuse_stat_nocache_vs_tmpfs", median(r, RUNS));
-	note("stat, mounted with -o attr_timeout=0,entry_timeout=0, per s (median of %d): "
+	bench_report("fuse_stat_nocache_per_s", median(a, RUNS));
+	bench_report("fuse_stat_nocache_vs_tmpfs", median(r, RUNS));
+	bench_note("stat, mounted with -o attr_timeout=0,entry_timeout=0, per s (median of %d): "
 	     "fuse %.0f, tmpfs %.0f, fuse/tmpfs %.3f (%.1fx slower); rounds fuse [%s]", RUNS,
 	     median(a, RUNS), median(b, RUNS), median(r, RUNS), 1 / median(r, RUNS),
 	     list(a, RUNS, "f"));
@@ -728,13 +692,13 @@ static bool bench_fio(void)
 			return false;
 	}
 	ratios(a, b, r, FIO_RUNS);
-	report("fuse_seq_write_1m_gbps", median(a, FIO_RUNS));
-	report("fuse_seq_write_1m_vs_tmpfs", median(r, FIO_RUNS));
-	note("fio rw=write bs=1m %s ioengine=psync end_fsync=1, a fresh file each run, GB/s "
+	bench_report("fuse_seq_write_1m_gbps", median(a, FIO_RUNS));
+	bench_report("fuse_seq_write_1m_vs_tmpfs", median(r, FIO_RUNS));
+	bench_note("fio rw=write bs=1m %s ioengine=psync end_fsync=1, a fresh file each run, GB/s "
 	     "(median of %d): fuse %.2f, tmpfs %.2f, fuse/tmpfs %.3f; runs fuse [%s] tmpfs [%s]",
 	     FIO_SIZE, FIO_RUNS, median(a, FIO_RUNS), median(b, FIO_RUNS), median(r, FIO_RUNS),
 	     list(a, FIO_RUNS, "g"), list(b, FIO_RUNS, "g"));
-	note("not counted: the first write, into memory not touched before (the sparse "
+	bench_note("not counted: the first write, into memory not touched before (the sparse "
 	     "pool file's pages faulted in; new tmpfs pages): fuse %.2f GB/s, tmpfs %.2f GB/s",
 	     first_f, first_t);
 
@@ -756,16 +720,16 @@ static bool bench_fio(void)
 		res_max = res[i] > res_max ? res[i] : res_max;
 	}
 	ratios(a, b, r, FIO_RUNS);
-	report("fuse_seq_read_1m_gbps", median(a, FIO_RUNS));
-	report("fuse_seq_read_1m_vs_tmpfs", median(r, FIO_RUNS));
-	note("fio rw=read bs=1m invalidate=0 of the written file, GB/s (median of %d): fuse "
+	bench_report("fuse_seq_read_1m_gbps", median(a, FIO_RUNS));
+	bench_report("fuse_seq_read_1m_vs_tmpfs", median(r, FIO_RUNS));
+	bench_note("fio rw=read bs=1m invalidate=0 of the written file, GB/s (median of %d): fuse "
 	     "%.2f, tmpfs %.2f, fuse/tmpfs %.3f; runs fuse [%s]", FIO_RUNS, median(a, FIO_RUNS),
 	     median(b, FIO_RUNS), median(r, FIO_RUNS), list(a, FIO_RUNS, "g"));
-	note("  that read is %s: %.0f%%..%.0f%% of the file was in the kernel's page cache "
+	bench_note("  that read is %s: %.0f%%..%.0f%% of the file was in the kernel's page cache "
 	     "before each run (mincore; the mount sets keep_cache)",
 	     res_min > 0.99 ? "from the page cache" : res_max < 0.01 ? "from the daemon" :
 	     "partly from the page cache", res_min * 100, res_max * 100);
-	note("not counted: the first read after the write, %.0f%% cached before it: "
+	bench_note("not counted: the first read after the write, %.0f%% cached before it: "
 	     "fuse %.2f GB/s",
 	     first_res * 100, first_f);
 
@@ -784,9 +748,9 @@ static bool bench_fio(void)
 		res_max = res[i] > res_max ? res[i] : res_max;
 	}
 	ratios(a, b, r, FIO_RUNS);
-	report("fuse_seq_read_1m_cold_gbps", median(a, FIO_RUNS));
-	report("fuse_seq_read_1m_cold_vs_tmpfs", median(r, FIO_RUNS));
-	note("cold: the same read with the file's page cache dropped (posix_fadvise "
+	bench_report("fuse_seq_read_1m_cold_gbps", median(a, FIO_RUNS));
+	bench_report("fuse_seq_read_1m_cold_vs_tmpfs", median(r, FIO_RUNS));
+	bench_note("cold: the same read with the file's page cache dropped (posix_fadvise "
 	     "DONTNEED; fio invalidate=1), %.0f%%..%.0f%% cached before each run, GB/s "
 	     "(median of %d): fuse %.2f, tmpfs %.2f (tmpfs has no cache to drop), "
 	     "fuse/tmpfs %.3f; runs fuse [%s]", res_min * 100, res_max * 100, FIO_RUNS,
@@ -874,29 +838,29 @@ int main(int argc, char **argv)
 		cleanup();
 		return 0;
 	}
-	note("fuse: udaxfs mount -f of a sparse %s pool file %s, PMEM2_FORCE_GRANULARITY="
+	bench_note("fuse: udaxfs mount -f of a sparse %s pool file %s, PMEM2_FORCE_GRANULARITY="
 	     "CACHE_LINE, at %s; tmpfs: %s", POOL_SIZE, pool, mnt, tmpfsdir);
 
 	ok = bench_metadata();
 	if (ok && fio)
 		ok = bench_fio();
 	else if (ok)
-		note("fio is not installed: the sequential I/O benchmarks are skipped");
+		bench_note("fio is not installed: the sequential I/O benchmarks are skipped");
 	if (!unmount_fs()) {
-		note("the first mount did not unmount cleanly");
+		bench_note("the first mount did not unmount cleanly");
 		print_mount_log();
 		ok = false;
 	}
 
 	if (ok) {
 		if (!mount_fs("attr_timeout=0,entry_timeout=0", why, sizeof(why))) {
-			note("the mount with attr_timeout=0,entry_timeout=0 failed: %s", why);
+			bench_note("the mount with attr_timeout=0,entry_timeout=0 failed: %s", why);
 			print_mount_log();
 			ok = false;
 		} else {
 			ok = bench_stat_nocache();
 			if (!unmount_fs()) {
-				note("the second mount did not unmount cleanly");
+				bench_note("the second mount did not unmount cleanly");
 				print_mount_log();
 				ok = false;
 			}

@@ -422,28 +422,28 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	make_node(req, parent, name, S_IFREG | (mode & 07777), 0, NULL, fi);
 }
 
-static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+/* Remove @name from @parent: udx_iunlink or udx_irmdir. */
+static void remove_name(fuse_req_t req, fuse_ino_t parent, const char *name,
+			int (*rm)(struct udx_inode *dir, const char *name))
 {
 	struct ufs *u = req_ufs(req);
 	struct udx_inode *dir;
 	int ret;
 
 	GET_NODE(req, u, parent, dir);
-	ret = udx_iunlink(dir, name);
+	ret = rm(dir, name);
 	udx_iput(dir);
 	reply_err(req, ret);
 }
 
+static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	remove_name(req, parent, name, udx_iunlink);
+}
+
 static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	struct ufs *u = req_ufs(req);
-	struct udx_inode *dir;
-	int ret;
-
-	GET_NODE(req, u, parent, dir);
-	ret = udx_irmdir(dir, name);
-	udx_iput(dir);
-	reply_err(req, ret);
+	remove_name(req, parent, name, udx_irmdir);
 }
 
 static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
